@@ -1,0 +1,50 @@
+// One persistent pool of worker threads shared by every kernel (sized by `-t`). No thread
+// is created per operation. parallel_for is not re-entrant: a task must not call back
+// into the same pool. One caller at a time (the pool serialises callers with a mutex).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tulu {
+
+class ThreadPool {
+ public:
+  // num_threads counts the calling thread: 1 means no workers, everything runs inline.
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs fn(begin, end) over [0, n) split into at most num_threads contiguous chunks of
+  // at least min_chunk items; returns when all chunks are done. Exceptions from fn are
+  // rethrown in the caller (the first one).
+  void parallel_for(size_t n, size_t min_chunk, const std::function<void(size_t, size_t)>& fn);
+
+ private:
+  void worker_loop(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex call_mutex_;  // one parallel_for at a time
+  std::mutex mutex_;
+  std::condition_variable work_ready_;
+  std::condition_variable work_done_;
+  const std::function<void(size_t, size_t)>* job_ = nullptr;
+  size_t job_n_ = 0;
+  size_t job_chunks_ = 0;
+  size_t generation_ = 0;
+  size_t pending_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+// Default thread count: the number of hardware threads (at least 1).
+int default_thread_count();
+
+}  // namespace tulu

@@ -1,0 +1,65 @@
+// A loaded Llama model: its config and its weights as views (HF names, HF layout, no
+// permutation) into the checkpoint files. Immutable after load; shareable across threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llama/config.h"
+#include "llama/tensor_store.h"
+
+namespace tulu {
+
+// Shapes are PyTorch's [out_features, in_features] for linear weights.
+struct LayerWeights {
+  TensorView input_layernorm;           // [hidden]
+  TensorView q_proj, k_proj, v_proj;    // [q_dim, hidden], [kv_dim, hidden], [kv_dim, hidden]
+  TensorView o_proj;                    // [hidden, q_dim]
+  TensorView post_attention_layernorm;  // [hidden]
+  TensorView gate_proj, up_proj;        // [intermediate, hidden]
+  TensorView down_proj;                 // [hidden, intermediate]
+};
+
+struct LlamaWeights {
+  TensorView embed_tokens;  // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  TensorView norm;     // [hidden]
+  TensorView lm_head;  // [vocab, hidden]; the embed_tokens view when tied
+};
+
+// One entry of the parameter registry: Hugging Face name and expected shape.
+struct ParamSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// Every parameter the config implies, in the order transformers lists them
+// (embed, layers 0..L-1 {q,k,v,o,gate,up,down,input_layernorm,post_attention_layernorm}, norm,
+// lm_head unless tied). Drives loading, saving, init and parameter counting.
+std::vector<ParamSpec> llama_param_specs(const LlamaConfig& config);
+
+class LlamaModel {
+ public:
+  // Loads config.json (+ generation_config.json if present) and the weights from a model
+  // directory; checks every tensor: missing, unexpected (names outside the registry,
+  // except ignorable buffers such as rotary_emb.inv_freq), wrong shape. Errors name the
+  // file and tensor.
+  static std::unique_ptr<LlamaModel> load(const std::string& dir);
+  // Binds already-read tensors (used by load and by tests).
+  LlamaModel(LlamaConfig config, TensorStore store, std::string source);
+
+  const LlamaConfig& config() const { return config_; }
+  const LlamaWeights& weights() const { return weights_; }
+  const TensorStore& store() const { return store_; }
+  const std::string& source() const { return source_; }
+  int64_t parameter_count() const;
+
+ private:
+  LlamaConfig config_;
+  TensorStore store_;
+  LlamaWeights weights_;
+  std::string source_;  // directory or file it came from
+};
+
+}  // namespace tulu

@@ -1,0 +1,40 @@
+// A set of named tensors read from checkpoint files, keeping the memory they view alive:
+// mmap'ed files for data used in place, owned buffers for data that had to be copied
+// (e.g. a PyTorch zip entry that is not aligned). Names are Hugging Face's.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/mapped_file.h"
+#include "tensor/tensor.h"
+
+namespace tulu {
+
+struct StoredTensor {
+  TensorView view;
+  std::string file;  // which file it came from, for error messages
+};
+
+class TensorStore {
+ public:
+  // Throws tulu::Error if the name is already present (a tensor in two shards).
+  void add(const std::string& name, const TensorView& view, const std::string& file);
+  void keep_alive(std::shared_ptr<MappedFile> file) { files_.push_back(std::move(file)); }
+  // Allocates an owned buffer of nbytes (64-byte aligned) that lives as long as the store.
+  void* allocate(size_t nbytes);
+
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  // Throws tulu::Error "missing tensor '<name>'" when absent.
+  const StoredTensor& get(const std::string& name) const;
+  const std::map<std::string, StoredTensor>& tensors() const { return tensors_; }
+
+ private:
+  std::map<std::string, StoredTensor> tensors_;
+  std::vector<std::shared_ptr<MappedFile>> files_;
+  std::vector<std::unique_ptr<float[]>> buffers_;
+};
+
+}  // namespace tulu
