@@ -1,0 +1,37 @@
+// Subcommands register themselves (one file per subcommand, cmd_<name>.cc) so that main.cc
+// needs no list of them. Each setup function declares its options on the CLI11 subcommand
+// and returns the function that runs it after parsing; that function returns the exit code.
+// tulu::Error thrown from a command is printed by main as "tulu <cmd>: error: ..." with
+// exit code 1; CLI parse errors (unknown flag, bad value) exit with 2.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace tulu::cli {
+
+using RunFunction = std::function<int()>;
+
+struct CommandSpec {
+  std::string name;
+  std::string description;
+  int order;  // position in --help (lower first)
+  std::function<RunFunction(CLI::App&)> setup;
+};
+
+// Called from a static initializer in each cmd_*.cc; returns true.
+bool register_command(CommandSpec spec);
+const std::vector<CommandSpec>& registered_commands();
+
+// Shared option conventions.
+struct ModelOptions {
+  std::string model_dir;  // -m, --model
+  int threads = 0;        // -t, --threads (0 = all hardware threads)
+};
+void add_model_options(CLI::App& app, ModelOptions& options);
+int resolve_threads(int requested);
+
+}  // namespace tulu::cli
