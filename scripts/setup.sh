@@ -14,7 +14,7 @@ debian_packages=(
   libcli11-dev              # command line
   libgtest-dev libgmock-dev # unit tests
   libbenchmark-dev          # micro-benchmarks
-  python3 python3-torch python3-numpy python3-sentencepiece  # references in tests
+  python3 python3-torch python3-numpy python3-sentencepiece python3-jinja2  # test references
 )
 
 missing=()
