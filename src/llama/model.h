@@ -39,20 +39,32 @@ struct ParamSpec {
 // lm_head unless tied). Drives loading, saving, init and parameter counting.
 std::vector<ParamSpec> llama_param_specs(const LlamaConfig& config);
 
+// Buffers that old checkpoints carry besides parameters and that loading ignores
+// ("model.layers.N.self_attn.rotary_emb.inv_freq": recomputed from rope_theta).
+bool is_ignorable_buffer(const std::string& name);
+
 class LlamaModel {
  public:
   // Loads config.json (+ generation_config.json if present) and the weights from a model
   // directory; checks every tensor: missing, unexpected (names outside the registry,
   // except ignorable buffers such as rotary_emb.inv_freq), wrong shape. Errors name the
   // file and tensor.
+  // Tied embeddings: lm_head.weight absent → lm_head is the embed_tokens view; present while
+  // tie_word_embeddings is true → ignored, as transformers' tie_weights() does.
   static std::unique_ptr<LlamaModel> load(const std::string& dir);
   // Binds already-read tensors (used by load and by tests).
   LlamaModel(LlamaConfig config, TensorStore store, std::string source);
 
   const LlamaConfig& config() const { return config_; }
+  // generation_config.json when the directory has one (else all fields empty).
+  const GenerationConfig& generation_config() const { return generation_config_; }
+  // "safetensors (2 shards)", "pytorch (1 file)"; empty when built from a store directly.
+  const std::string& weight_format() const { return weight_format_; }
   const LlamaWeights& weights() const { return weights_; }
   const TensorStore& store() const { return store_; }
   const std::string& source() const { return source_; }
+  // Parameters the config implies (a tied lm_head counted once, as transformers'
+  // num_parameters() does).
   int64_t parameter_count() const;
 
  private:
@@ -60,6 +72,8 @@ class LlamaModel {
   TensorStore store_;
   LlamaWeights weights_;
   std::string source_;  // directory or file it came from
+  GenerationConfig generation_config_;
+  std::string weight_format_;
 };
 
 }  // namespace tulu

@@ -1,5 +1,7 @@
 #include "llama/tensor_store.h"
 
+#include <cstring>
+
 #include "core/error.h"
 
 namespace tulu {
@@ -7,6 +9,23 @@ namespace tulu {
 void TensorStore::add(const std::string& name, const TensorView& view, const std::string& file) {
   auto [it, inserted] = tensors_.emplace(name, StoredTensor{view, file});
   if (!inserted) fail("tensor '", name, "' appears twice: in '", it->second.file, "' and in '", file, "'");
+}
+
+void TensorStore::add_view_or_copy(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                                   const void* data, const std::string& file) {
+  TensorView view;
+  view.dtype = dtype;
+  view.shape = std::move(shape);
+  view.data = data;
+  const auto address = reinterpret_cast<uintptr_t>(data);
+  if (address % dtype_size(dtype) != 0) {
+    const size_t nbytes = view.nbytes();
+    void* copy = allocate(nbytes);
+    if (nbytes != 0) std::memcpy(copy, data, nbytes);
+    view.data = copy;
+    ++copied_;
+  }
+  add(name, view, file);
 }
 
 void* TensorStore::allocate(size_t nbytes) {

@@ -22,6 +22,11 @@ class TensorStore {
  public:
   // Throws tulu::Error if the name is already present (a tensor in two shards).
   void add(const std::string& name, const TensorView& view, const std::string& file);
+  // Adds a view of `data` (which must stay alive: a kept-alive mapping) when it is aligned
+  // for the dtype; otherwise copies the bytes into an owned, aligned buffer first, so that
+  // kernels never see a misaligned float.
+  void add_view_or_copy(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
+                        const std::string& file);
   void keep_alive(std::shared_ptr<MappedFile> file) { files_.push_back(std::move(file)); }
   // Allocates an owned buffer of nbytes (64-byte aligned) that lives as long as the store.
   void* allocate(size_t nbytes);
@@ -30,11 +35,15 @@ class TensorStore {
   // Throws tulu::Error "missing tensor '<name>'" when absent.
   const StoredTensor& get(const std::string& name) const;
   const std::map<std::string, StoredTensor>& tensors() const { return tensors_; }
+  size_t size() const { return tensors_.size(); }
+  // How many tensors had to be copied (misaligned) rather than viewed in place.
+  size_t copied_count() const { return copied_; }
 
  private:
   std::map<std::string, StoredTensor> tensors_;
   std::vector<std::shared_ptr<MappedFile>> files_;
   std::vector<std::unique_ptr<float[]>> buffers_;
+  size_t copied_ = 0;
 };
 
 }  // namespace tulu
