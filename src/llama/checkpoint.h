@@ -7,6 +7,7 @@
 // Every error names the file and, where known, the tensor.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,5 +41,27 @@ struct TensorToWrite {
 // `metadata` becomes the "__metadata__" entry (e.g. {"format": "pt"}).
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::vector<std::pair<std::string, std::string>>& metadata = {{"format", "pt"}});
+
+// A tensor whose bytes are produced on demand, so that a checkpoint larger than memory can
+// be written one tensor at a time: fill(out) must write exactly numel × dtype size bytes.
+struct TensorSpecToWrite {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+using FillTensor = std::function<void(size_t index, void* out)>;
+
+// As write_safetensors, with each tensor's bytes produced by fill(i, buffer) for tensor i.
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorSpecToWrite>& tensors,
+                                const FillTensor& fill,
+                                const std::vector<std::pair<std::string, std::string>>& metadata = {{"format", "pt"}});
+
+// Writes the weights of a model directory in the hub's layout: "model.safetensors" when
+// shards == 1, else "model-0000i-of-0000N.safetensors" (contiguous groups of about equal
+// bytes, in the given order) plus "model.safetensors.index.json" ({"metadata":
+// {"total_size": bytes}, "weight_map": {name: file}}). Returns the file names written.
+std::vector<std::string> write_safetensors_checkpoint(const std::string& dir,
+                                                      const std::vector<TensorSpecToWrite>& tensors,
+                                                      const FillTensor& fill, int shards);
 
 }  // namespace tulu
