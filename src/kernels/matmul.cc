@@ -1,0 +1,105 @@
+// Orchestration of matmul.h: path choice, threading, BLAS calls, BF16/F16 widening blocks.
+#include "kernels/matmul.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <mutex>
+#include <optional>
+
+#include "core/error.h"
+#include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
+#include "kernels/matmul_ref.h"
+
+namespace tulu {
+
+namespace {
+
+// Output rows per thread-pool chunk: enough work per task to amortise the hand-off.
+constexpr size_t kMinRowsPerTask = 16;
+
+// OpenBLAS starts its own threads; we keep it on the calling thread and parallelise with
+// our pool instead (one pool, sized by -t, for every kernel; no oversubscription when
+// several of our workers call sgemm at once).
+void set_blas_single_threaded() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+// y[:, begin:end] = x · W[begin:end, :]ᵀ for fp32 W rows (ldw = in), ldc = out.
+void sgemm_columns(const float* x, int64_t rows, const float* w_rows, int64_t count, int64_t in, float* y,
+                   int64_t out) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows), static_cast<blasint>(count),
+              static_cast<blasint>(in), 1.0f, x, static_cast<blasint>(in), w_rows, static_cast<blasint>(in), 0.0f,
+              y, static_cast<blasint>(out));
+}
+
+void matmul_f32_blas(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool) {
+  const int64_t out = w.dim(0), in = w.dim(1);
+  pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
+    const auto b = static_cast<int64_t>(begin);
+    sgemm_columns(x, rows, w.f32() + b * in, static_cast<int64_t>(end) - b, in, y + b, out);
+  });
+}
+
+// BF16/F16 weights: each task widens blocks of kBlockRows rows of W into its own scratch
+// slot, then multiplies them with sgemm. Blocks are dealt round-robin to the slots.
+void matmul_widened_blas(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
+                         MatmulScratch& scratch) {
+  const int64_t out = w.dim(0), in = w.dim(1);
+  const int64_t block_rows = MatmulScratch::kBlockRows;
+  const int64_t blocks = (out + block_rows - 1) / block_rows;
+  const int slots = static_cast<int>(std::min<int64_t>({scratch.slots(), pool.num_threads(), blocks}));
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  const size_t row_bytes = static_cast<size_t>(in) * dtype_size(w.dtype);
+  pool.parallel_for(static_cast<size_t>(slots), 1, [&](size_t begin, size_t end) {
+    for (size_t slot = begin; slot < end; ++slot) {
+      float* staging = scratch.slot(static_cast<int>(slot));
+      for (int64_t block = static_cast<int64_t>(slot); block < blocks; block += slots) {
+        const int64_t first = block * block_rows;
+        const int64_t count = std::min(block_rows, out - first);
+        convert_to_f32(base + static_cast<size_t>(first) * row_bytes, w.dtype, static_cast<size_t>(count * in),
+                       staging);
+        sgemm_columns(x, rows, staging, count, in, y + first, out);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+MatmulScratch::MatmulScratch(int64_t max_in, int threads)
+    : max_in_(max_in),
+      slots_(std::max(1, threads)),
+      buffer_(static_cast<size_t>(slots_) * static_cast<size_t>(kBlockRows * max_in)) {}
+
+void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool, MatmulScratch* scratch) {
+  const int64_t out = w.dim(0), in = w.dim(1);
+  if (rows <= 0 || out <= 0) return;
+  if (in == 0) {  // empty sums (BLAS rejects K = 0 with lda = 0)
+    std::fill(y, y + rows * out, 0.0f);
+    return;
+  }
+  if (force_generic_kernels()) {
+    pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
+      matmul_ref<float>(x, rows, w, static_cast<int64_t>(begin), static_cast<int64_t>(end), y);
+    });
+    return;
+  }
+  if (rows == 1) {
+    pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
+      matvec_rows(x, w, static_cast<int64_t>(begin), static_cast<int64_t>(end), y);
+    });
+    return;
+  }
+  set_blas_single_threaded();
+  if (w.dtype == DType::F32) return matmul_f32_blas(x, rows, w, y, pool);
+  std::optional<MatmulScratch> local;
+  if (scratch == nullptr) scratch = &local.emplace(in, pool.num_threads());
+  TULU_CHECK(scratch->max_in() >= in, "matmul: scratch holds rows of ", scratch->max_in(),
+             " elements, the weight needs ", in);
+  matmul_widened_blas(x, rows, w, y, pool, *scratch);
+}
+
+}  // namespace tulu

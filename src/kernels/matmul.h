@@ -1,0 +1,48 @@
+// y = x · Wᵀ: the linear layers. x [rows, in] fp32, W [out, in] (PyTorch's Linear layout)
+// stored F32, BF16 or F16, y [rows, out] fp32; accumulation in fp32.
+//
+//   rows == 1: matrix–vector product, Highway dot products that widen BF16/F16 weights on
+//              the fly, output rows split over the thread pool.
+//   rows > 1:  OpenBLAS cblas_sgemm. F32 weights are used in place; BF16/F16 weights are
+//              widened a block of W rows at a time into a per-thread fp32 scratch, never the
+//              whole matrix up front. Output columns are split over our thread pool; each
+//              worker calls a single-threaded sgemm (OpenBLAS's own threading is set to 1 on
+//              first use, so that one pool, sized by -t, does all the parallel work).
+//   force_generic_kernels(): the scalar reference (matmul_ref.h), rows split over the pool.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "tensor/tensor.h"
+
+namespace tulu {
+
+// Per-thread fp32 staging blocks for widening BF16/F16 weights before sgemm. Allocate once
+// (e.g. per Session) for the largest `in` and the pool's thread count.
+class MatmulScratch {
+ public:
+  // Rows of W widened at a time.
+  static constexpr int64_t kBlockRows = 64;
+  MatmulScratch(int64_t max_in, int threads);
+  int64_t max_in() const { return max_in_; }
+  int slots() const { return slots_; }
+  float* slot(int i) { return buffer_.data() + static_cast<size_t>(i) * static_cast<size_t>(kBlockRows * max_in_); }
+
+ private:
+  int64_t max_in_ = 0;
+  int slots_ = 0;
+  std::vector<float> buffer_;  // [slots, kBlockRows, max_in]
+};
+
+// y[rows, out] = x[rows, in] · Wᵀ with W = w ([out, in], any stored dtype). y must not
+// alias x. scratch may be null (a temporary one is made when BF16/F16 weights need it).
+void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
+            MatmulScratch* scratch = nullptr);
+
+// The Highway matrix–vector kernel on one thread: y[o] = x · W[o, :] for o in
+// [row_begin, row_end). y points at element 0 of the output (not at row_begin).
+void matvec_rows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* y);
+
+}  // namespace tulu

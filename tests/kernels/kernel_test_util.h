@@ -1,0 +1,116 @@
+// Shared helpers for the kernel tests: run a check once per compiled Highway target the
+// CPU supports (and once with the scalar references forced), lengths that cover every tail,
+// misaligned buffers, seeded random data.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <hwy/highway.h>
+#include <hwy/targets.h>
+
+#include "kernels/dispatch.h"
+#include "tensor/half.h"
+#include "tensor/tensor.h"
+
+namespace tulu::testing {
+
+// The widest vector we may meet holds 16 floats (AVX-512); lengths 0 .. 2·16 + 3 reach
+// every main-loop / tail split of every target.
+constexpr int kMaxLanes = 16;
+constexpr int kMaxTestLength = 2 * kMaxLanes + 3;
+// Misalignments, in elements, applied to every input and output pointer.
+constexpr int kMisalignments[] = {0, 1, 3};
+
+// Runs body once for each Highway target compiled in and supported here, with dynamic
+// dispatch pinned to it; SCOPED_TRACE names the target in failures.
+inline void for_each_target(const std::function<void()>& body) {
+  set_force_generic_kernels(false);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(std::string("Highway target ") + hwy::TargetName(target));
+    body();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// Scoped switch to the generic (scalar reference) path.
+struct ForceGeneric {
+  ForceGeneric() { set_force_generic_kernels(true); }
+  ~ForceGeneric() { set_force_generic_kernels(false); }
+  ForceGeneric(const ForceGeneric&) = delete;
+  ForceGeneric& operator=(const ForceGeneric&) = delete;
+};
+
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+// A weight matrix [rows, cols] stored in `dtype`, starting `misalign` elements into its
+// buffer. Values are random fp32 rounded to the dtype (so the fp32 copy is exact).
+struct StoredMatrix {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+  std::vector<double> values;  // exact values, row-major
+
+  StoredMatrix(DType dtype, int64_t rows, int64_t cols, int misalign, uint32_t seed, float scale = 1.0f) {
+    const size_t n = static_cast<size_t>(rows * cols), size = dtype_size(dtype);
+    bytes.assign((n + static_cast<size_t>(misalign) + 1) * size + 64, 0);
+    // Start from a 64-byte aligned address inside the buffer, then misalign.
+    auto base = reinterpret_cast<uintptr_t>(bytes.data());
+    const uintptr_t aligned = (base + 63) & ~uintptr_t{63};
+    uint8_t* data = bytes.data() + (aligned - base) + static_cast<size_t>(misalign) * size;
+    std::vector<float> source = random_floats(n, seed, scale);
+    values.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      switch (dtype) {
+        case DType::F32:
+          reinterpret_cast<float*>(data)[i] = source[i];
+          values[i] = source[i];
+          break;
+        case DType::BF16: {
+          const uint16_t bits = f32_to_bf16(source[i]);
+          reinterpret_cast<uint16_t*>(data)[i] = bits;
+          values[i] = bf16_to_f32(bits);
+          break;
+        }
+        case DType::F16: {
+          const uint16_t bits = f32_to_f16(source[i]);
+          reinterpret_cast<uint16_t*>(data)[i] = bits;
+          values[i] = f16_to_f32(bits);
+          break;
+        }
+      }
+    }
+    view.dtype = dtype;
+    view.shape = {rows, cols};
+    view.data = data;
+  }
+};
+
+// A float array of n elements starting `misalign` floats into its own exactly sized buffer
+// (so that ASan sees any write or read past the end).
+struct Floats {
+  std::vector<float> storage;
+  float* data;
+  size_t size;
+  Floats(size_t n, int misalign) : storage(n + static_cast<size_t>(misalign)), size(n) {
+    data = storage.data() + misalign;
+  }
+  Floats(const std::vector<float>& values, int misalign) : Floats(values.size(), misalign) {
+    std::copy(values.begin(), values.end(), data);
+  }
+  std::vector<float> vec() const { return std::vector<float>(data, data + size); }
+};
+
+inline const DType kAllDtypes[] = {DType::F32, DType::BF16, DType::F16};
+
+}  // namespace tulu::testing
