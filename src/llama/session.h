@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -14,31 +15,46 @@ namespace tulu {
 
 class Session {
  public:
+  // Tokens evaluated together at most; longer inputs to eval run in chunks of this size
+  // (it bounds the activation workspaces: max_batch × (3·hidden + 2·q_dim + 2·intermediate)
+  // floats, plus [max_batch, vocab] logits).
+  static constexpr int kDefaultMaxBatch = 128;
+
   // max_seq_len: capacity of the KV cache in tokens (≤ 0 = the model's
-  // max_position_embeddings).
-  Session(const LlamaModel& model, int max_seq_len, ThreadPool& pool);
+  // max_position_embeddings). max_batch ≥ 1 (tests use small values to exercise chunking).
+  // Throws tulu::Error for a max_batch < 1.
+  Session(const LlamaModel& model, int max_seq_len, ThreadPool& pool, int max_batch = kDefaultMaxBatch);
 
   // Runs tokens at positions [pos(), pos() + tokens.size()) through the model as one
   // batch (matrix–matrix products), appending their keys/values to the cache.
   // Returns logits, row-major [tokens.size(), vocab] when all_logits, else [1, vocab]
   // for the last token. The returned span is valid until the next eval/reset.
-  // Throws tulu::Error if a token id is outside [0, vocab) or the cache would overflow.
+  // Inputs longer than max_batch() are evaluated in consecutive chunks (same result up to
+  // fp32 rounding). The logits buffer holds [max_batch, vocab] from construction; only an
+  // all_logits request for more rows than that enlarges it (it is the output, sized by it).
+  // Throws tulu::Error if tokens is empty, a token id is outside [0, vocab) or the cache
+  // would overflow; the session is unchanged then.
   std::span<const float> eval(std::span<const int> tokens, bool all_logits);
 
   int pos() const { return static_cast<int>(tokens_.size()); }
   // The ids whose keys/values are cached, in order (for prefix reuse).
   std::span<const int> tokens() const { return tokens_; }
   int capacity() const { return capacity_; }
-  // Forgets cached positions >= n (n ≤ pos()); reset() = rewind(0).
+  int max_batch() const { return max_batch_; }
+  // Forgets cached positions >= n; throws tulu::Error unless 0 ≤ n ≤ pos(). reset() = rewind(0).
   void rewind(int n);
   void reset() { rewind(0); }
 
  private:
   // Implementation in session.cc; fields are laid out there.
   struct Buffers;
+  // Runs tokens at positions [first, first + n), n ≤ max_batch, through the model; writes
+  // logits of every row to `logits` ([n, vocab]) when all_rows, else of the last row only.
+  void forward_chunk(std::span<const int> tokens, int first, float* logits, bool all_rows);
   const LlamaModel& model_;
   ThreadPool& pool_;
   int capacity_ = 0;
+  int max_batch_ = 0;
   std::vector<int> tokens_;     // cached ids, size = pos()
   std::vector<float> k_cache_;  // [layers, capacity, kv_dim]
   std::vector<float> v_cache_;  // [layers, capacity, kv_dim]
