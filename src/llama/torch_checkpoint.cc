@@ -68,7 +68,11 @@ void add_tensor(const std::string& name, const PickledTensor& t, const ZipArchiv
     store.add_view_or_copy(name, t.dtype, t.shape, first, path);
     return;
   }
-  // Non-contiguous (rare in state dicts): gather into an owned row-major buffer.
+  // Non-contiguous (rare in state dicts): gather into an owned row-major buffer. Broadcast
+  // (stride-0) views larger than their storage are refused: a state dict has none, and a
+  // corrupt file must not make us allocate unbounded memory.
+  TULU_CHECK(numel <= static_cast<uint64_t>(t.storage_numel), where, ": non-contiguous shape ",
+             shape_to_string(t.shape), " has more elements than its storage (", t.storage_numel, ")");
   auto* out = static_cast<uint8_t*>(store.allocate(numel * esize));
   std::vector<int64_t> index(t.shape.size(), 0);
   for (uint64_t i = 0; i < numel; ++i) {
