@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "llama/model.h"
+#include "tokenizer/chat_format.h"
 
 namespace tulu::cli {
 
@@ -77,8 +78,17 @@ Json build_info(const LlamaModel& model, const std::string& dir) {
     tokenizer[name] = file_exists(join_path(dir, name));
   }
   info["tokenizer_files"] = tokenizer;
-  // TODO(integration): tulu::chat_format_for_dir (tokenizer/chat_format.h) is not built yet.
-  info["chat_format"] = "unknown";
+  info["chat_format"] = std::string(chat_format_name(chat_format_for_dir(dir)));
+  // Whether it came from a recognised chat_template or is the default for Llama models.
+  bool detected = false;
+  const std::string tokenizer_config = join_path(dir, "tokenizer_config.json");
+  if (file_exists(tokenizer_config)) {
+    const Json tc = read_json_file(tokenizer_config);
+    if (tc.is_object() && tc.contains("chat_template") && tc["chat_template"].is_string()) {
+      detected = detect_chat_format(tc["chat_template"].get<std::string>()).has_value();
+    }
+  }
+  info["chat_format_source"] = detected ? "chat_template" : "default";
   return info;
 }
 
@@ -121,7 +131,10 @@ void print_text(const Json& info) {
     }
   }
   std::cout << (any ? "" : "MISSING (no tokenizer.model or tokenizer.json)") << "\n"
-            << "chat format:    " << info["chat_format"].get<std::string>() << "\n";
+            << "chat format:    " << info["chat_format"].get<std::string>()
+            << (info["chat_format_source"] == "chat_template" ? " (recognised from tokenizer_config.json chat_template)"
+                                                              : " (default for Llama models; no known chat_template)")
+            << "\n";
 }
 
 RunFunction setup(CLI::App& app) {

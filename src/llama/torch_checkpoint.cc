@@ -91,6 +91,10 @@ void add_tensor(const std::string& name, const PickledTensor& t, const ZipArchiv
 
 void read_torch_checkpoint(const std::string& path, TensorStore& store) {
   auto file = MappedFile::open(path);
+  // torch.save before 1.6 wrote a bare pickle stream (starting with the PROTO opcode).
+  TULU_CHECK(file->size() == 0 || file->data()[0] != 0x80, path,
+             ": not a zip archive: this is the legacy (torch < 1.6) torch.save format; re-save it with "
+             "torch.save(state_dict, path) from a recent PyTorch, or convert it to safetensors");
   const ZipArchive zip(file);
   const std::string prefix = find_archive_prefix(zip);
   if (zip.contains(prefix + "byteorder")) {

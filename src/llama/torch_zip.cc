@@ -56,7 +56,7 @@ Directory find_central_directory(const Reader& r, const std::string& path) {
   const uint64_t lowest = r.size() >= 22 + 65535 ? r.size() - 22 - 65535 : 0;
   uint64_t eocd = r.size() - 22;
   while (r.u32(eocd, "end record") != kEndOfCentralDir) {
-    TULU_CHECK(eocd > lowest, path, ": not a zip archive (no end-of-central-directory record); "
+    TULU_CHECK(eocd > lowest, path, ": not a zip archive, or truncated (no end-of-central-directory record); "
                                     "PyTorch .bin files must be torch.save zip archives (torch >= 1.6)");
     --eocd;
   }

@@ -125,6 +125,8 @@ def main():
     params = sum(t.numel() for t in tensors.values())
     info = json.loads(tulu("info", "-m", d, "--json").stdout)
     assert info["parameters"] == params, f"tulu info says {info['parameters']}, files hold {params}"
+    # The embedded tokenizer_config.json carries the Tulu 2 chat_template (TULU2.md).
+    assert info["chat_format"] == "tulu" and info["chat_format_source"] == "chat_template", info["chat_format"]
     print(f"tiny: {len(tensors)} tensors, {params} parameters, layout and values as transformers expects")
 
     d2 = os.path.join(TMP, "sharded")
