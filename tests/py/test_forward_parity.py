@@ -50,6 +50,8 @@ CASES = [
      "float32", "safetensors", 1, [], {}),
     ("chunked_max_batch_24_f16", dict(hidden=64, intermediate=172, layers=2, heads=4, kv_heads=2, vocab=1000),
      "float16", "safetensors", 2, ["--max-batch", "24"], {}),
+    ("medium_gqa_bf16_vocab32000", dict(hidden=256, intermediate=688, layers=4, heads=8, kv_heads=4, vocab=32000,
+                                        eps=1e-5), "bfloat16", "safetensors", 2, [], {}),
     ("generic_kernels_bf16", dict(hidden=64, intermediate=172, layers=2, heads=4, kv_heads=2, vocab=1000),
      "bfloat16", "safetensors", 1, [], {"TULU_FORCE_GENERIC": "1"}),
 ]
