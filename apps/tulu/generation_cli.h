@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/error.h"
 #include "generate/generation_defaults.h"
 
 namespace tulu::cli {
@@ -16,7 +17,7 @@ namespace tulu::cli {
 struct GenerationCli {
   double temperature = 0.0, top_p = 1.0, min_p = 0.0, repetition_penalty = 1.0;
   int top_k = 0, max_new_tokens = 0;
-  uint64_t seed = 0;
+  int64_t seed = 0;
   std::vector<std::string> stop_strings;
   int ctx_size = 0;
   std::string chat_format;
@@ -67,7 +68,10 @@ struct GenerationCli {
     if (min_p_opt->count() > 0) o.min_p = min_p;
     if (repetition_penalty_opt->count() > 0) o.repetition_penalty = repetition_penalty;
     if (max_new_tokens_opt->count() > 0) o.max_new_tokens = max_new_tokens;
-    if (seed_opt->count() > 0) o.seed = seed;
+    if (seed_opt->count() > 0) {
+      TULU_CHECK(seed >= 0, "--seed must be an integer >= 0, got ", seed);
+      o.seed = static_cast<uint64_t>(seed);
+    }
     o.stop_strings = stop_strings;
     return o;
   }
