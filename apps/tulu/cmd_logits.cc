@@ -6,8 +6,13 @@
 //   tulu logits -m DIR --ids ... -o logits.npy --incremental             one token at a time
 //   tulu logits -m DIR --ids ... -o logits.npy --incremental --prefill 64   first 64 as one
 //                                                       batch, then one token at a time
+//   tulu logits ... --dump-activations DIR   also writes DIR/<name>.npy for every traced
+//                                            intermediate (Session::set_activation_trace),
+//                                            rows of all evaluations concatenated
 #include <charconv>
+#include <filesystem>
 #include <iostream>
+#include <map>
 
 #include "command.h"
 #include "core/error.h"
@@ -27,6 +32,30 @@ struct LogitsOptions {
   bool incremental = false;
   int prefill = 0;
   int max_batch = Session::kDefaultMaxBatch;
+  std::string dump_dir;
+};
+
+// Collects traced activations by name, appending the rows of successive evaluations.
+struct ActivationDump {
+  std::vector<std::string> order;  // first-seen order, for the summary line
+  std::map<std::string, std::pair<int64_t, std::vector<float>>> arrays;  // name → (cols, rows × cols)
+
+  void add(const std::string& name, int64_t rows, int64_t cols, const float* data) {
+    auto [it, inserted] = arrays.try_emplace(name, cols, std::vector<float>());
+    if (inserted) order.push_back(name);
+    TULU_CHECK(it->second.first == cols, "activation '", name, "' changed width from ", it->second.first, " to ", cols);
+    it->second.second.insert(it->second.second.end(), data, data + rows * cols);
+  }
+
+  void write(const std::string& dir) const {
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    TULU_CHECK(!error, "--dump-activations: cannot create directory '", dir, "': ", error.message());
+    for (const auto& [name, array] : arrays) {
+      const auto& [cols, values] = array;
+      write_npy_f32(dir + "/" + name + ".npy", values, {static_cast<int64_t>(values.size()) / cols, cols});
+    }
+  }
 };
 
 // "1,15043, 3186" → {1, 15043, 3186}; every item must be a whole non-negative integer.
@@ -58,6 +87,12 @@ int run_logits(const LogitsOptions& o) {
   const auto vocab = static_cast<size_t>(model->config().vocab_size);
   ThreadPool pool(resolve_threads(o.model.threads));
   Session session(*model, static_cast<int>(ids.size()), pool, o.max_batch);
+  ActivationDump dump;
+  if (!o.dump_dir.empty()) {
+    session.set_activation_trace([&dump](const std::string& name, int64_t rows, int64_t cols, const float* data) {
+      dump.add(name, rows, cols, data);
+    });
+  }
 
   std::vector<float> logits;
   logits.reserve(ids.size() * vocab);
@@ -72,6 +107,11 @@ int run_logits(const LogitsOptions& o) {
     logits.insert(logits.end(), row.begin(), row.end());
   }
   write_npy_f32(o.output, logits, {static_cast<int64_t>(ids.size()), static_cast<int64_t>(vocab)});
+  if (!o.dump_dir.empty()) {
+    dump.write(o.dump_dir);
+    std::cout << o.dump_dir << ": " << dump.order.size() << " activations (" << dump.order.front() << " … "
+              << dump.order.back() << ")\n";
+  }
   std::cout << o.output << ": float32 logits [" << ids.size() << ", " << vocab << "] ("
             << (o.incremental ? "incremental" : "one batch") << ", " << pool.num_threads() << " threads)\n";
   return 0;
@@ -87,6 +127,8 @@ RunFunction setup(CLI::App& app) {
       ->check(CLI::Range(0, 1 << 30));
   app.add_option("--max-batch", o->max_batch, "tokens per forward batch (longer prompts run in chunks)")
       ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--dump-activations", o->dump_dir,
+                 "debugging: also write every traced intermediate activation as DIR/<name>.npy");
   return [o] { return run_logits(*o); };
 }
 

@@ -120,6 +120,7 @@ void Session::forward_chunk(std::span<const int> tokens, int first, float* logit
   MatmulScratch* scratch = &b.matmul_scratch;
 
   embedding_lookup(w.embed_tokens, tokens, x);
+  if (trace_) trace_("embed", rows, hidden, x);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& layer = w.layers[static_cast<size_t>(l)];
     const size_t layer_offset = static_cast<size_t>(l) * static_cast<size_t>(capacity_) * static_cast<size_t>(kv_dim);
@@ -140,6 +141,7 @@ void Session::forward_chunk(std::span<const int> tokens, int first, float* logit
               pool_);
     matmul(b.attended.data(), rows, layer.o_proj, b.projected.data(), pool_, scratch);
     add_inplace(x, b.projected.data(), static_cast<size_t>(rows * hidden));
+    if (trace_) trace_(str_cat("layers.", l, ".attention_residual"), rows, hidden, x);
 
     // MLP block (SwiGLU).
     rmsnorm(x, b.post_norms.data() + l * hidden, xn, rows, hidden, eps);
@@ -148,12 +150,14 @@ void Session::forward_chunk(std::span<const int> tokens, int first, float* logit
     silu_mul(b.gate.data(), b.up.data(), static_cast<size_t>(rows * inter));
     matmul(b.gate.data(), rows, layer.down_proj, b.projected.data(), pool_, scratch);
     add_inplace(x, b.projected.data(), static_cast<size_t>(rows * hidden));
+    if (trace_) trace_(str_cat("layers.", l, ".output"), rows, hidden, x);
   }
   if (logits == nullptr) return;
   // Final norm and lm_head, for every row or only the last one.
   const int64_t first_row = all_rows ? 0 : rows - 1;
   const int64_t out_rows = rows - first_row;
   rmsnorm(x + first_row * hidden, b.final_norm.data(), xn, out_rows, hidden, eps);
+  if (trace_) trace_("norm", out_rows, hidden, xn);
   matmul(xn, out_rows, w.lm_head, logits, pool_, scratch);
 }
 

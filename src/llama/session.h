@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -41,6 +43,15 @@ class Session {
   std::span<const int> tokens() const { return tokens_; }
   int capacity() const { return capacity_; }
   int max_batch() const { return max_batch_; }
+  // Debugging: when set, called with named intermediate activations of every evaluated
+  // chunk, in order: "embed", then per layer l "layers.<l>.attention_residual" (the
+  // residual stream after the attention block) and "layers.<l>.output", then "norm" (the
+  // final RMSNorm output of the rows whose logits are computed). data is [rows, cols]
+  // row-major, valid only during the call. Used to find the first layer that diverges
+  // from a reference (tulu logits --dump-activations). Empty function = off.
+  using ActivationTrace = std::function<void(const std::string& name, int64_t rows, int64_t cols, const float* data)>;
+  void set_activation_trace(ActivationTrace trace) { trace_ = std::move(trace); }
+
   // Forgets cached positions >= n; throws tulu::Error unless 0 ≤ n ≤ pos(). reset() = rewind(0).
   void rewind(int n);
   void reset() { rewind(0); }
@@ -60,6 +71,7 @@ class Session {
   std::vector<float> v_cache_;  // [layers, capacity, kv_dim]
   std::vector<float> logits_;   // [max batch, vocab]
   std::shared_ptr<Buffers> buffers_;
+  ActivationTrace trace_;
 };
 
 }  // namespace tulu

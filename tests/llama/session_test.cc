@@ -250,6 +250,40 @@ TEST(Session, RewindRecomputesTheSameLogits) {
   EXPECT_EQ(session.pos(), 0);
 }
 
+TEST(Session, ActivationTraceNamesShapesAndValues) {
+  ThreadPool pool(1);
+  const Case tc = cases()[1];
+  auto model = random_model(tc.config, tc.dtype, 10);
+  const std::vector<int> ids = random_ids(5, tc.config.vocab_size, 11);
+  Session session(*model, 8, pool, /*max_batch=*/3);  // two chunks: 3 + 2 rows
+  std::vector<std::string> names;
+  std::vector<int64_t> row_counts;
+  std::vector<float> last_norm;
+  session.set_activation_trace([&](const std::string& name, int64_t rows, int64_t cols, const float* data) {
+    EXPECT_EQ(cols, tc.config.hidden_size) << name;
+    names.push_back(name);
+    row_counts.push_back(rows);
+    if (name == "norm") last_norm.assign(data, data + rows * cols);
+  });
+  session.eval(ids, /*all_logits=*/false);
+  const std::vector<std::string> per_chunk = {"embed", "layers.0.attention_residual", "layers.0.output",
+                                              "layers.1.attention_residual", "layers.1.output"};
+  std::vector<std::string> expected = per_chunk;  // chunk 1 computes no logits: no "norm"
+  expected.insert(expected.end(), per_chunk.begin(), per_chunk.end());
+  expected.push_back("norm");
+  EXPECT_EQ(names, expected);
+  EXPECT_EQ(row_counts.front(), 3);
+  EXPECT_EQ(row_counts.back(), 1);  // the last row only, as its logits are all that is asked for
+  // The traced "norm" row is what lm_head multiplies: times lm_head (in double) it gives the
+  // logits that the same position produces when evaluated again after a rewind.
+  std::vector<double> norm_d(last_norm.begin(), last_norm.end()), logits(static_cast<size_t>(tc.config.vocab_size));
+  matmul_ref<double>(norm_d.data(), 1, model->weights().lm_head, 0, tc.config.vocab_size, logits.data());
+  session.set_activation_trace({});
+  session.rewind(4);
+  const std::vector<float> again = copy(session.eval(std::span<const int>(ids).subspan(4), false));
+  EXPECT_LE(max_abs_diff(again, logits), kPathTolerance);
+}
+
 // Expects tulu::Error whose message contains every fragment.
 template <typename F>
 void expect_error(F&& f, std::initializer_list<const char*> fragments) {

@@ -3,7 +3,10 @@ Hugging Face LlamaForCausalLM semantics) on random checkpoints written by
 tests/reference/hf_checkpoint.py.
 
 For every case (shapes, dtypes, file formats, eps, rope settings below):
-  prompt       64-token prompt as one batch, logits of all 64 positions
+  prompt       64-token prompt as one batch, logits of all 64 positions, and every traced
+               intermediate (embedding, each layer's residual stream after attention and
+               after the MLP, final norm) via --dump-activations, to name the first layer
+               that diverges when something breaks
   decode       the same prompt as one batch, then 32 tokens one at a time through the KV
                cache (`--incremental --prefill 64`), against the reference's own KV-cache path
   stepwise     32 tokens fed one at a time from position 0 (`--incremental`)
@@ -83,6 +86,29 @@ def compare(case, what, got, expected, failures):
         failures.append(f"{case} {what}: max |Δlogit| {diff:.3e} > {TOLERANCE}")
 
 
+def compare_activations(case, dump_dir, expected, failures):
+    """Per-layer intermediates (tulu logits --dump-activations vs the reference's trace): the
+    worst one is printed, and on failure the first that diverges, to locate a bug."""
+    worst_name, worst = None, -1.0
+    for key, tensor in expected.items():  # in forward order
+        path = os.path.join(dump_dir, key + ".npy")
+        if not os.path.exists(path):
+            failures.append(f"{case}: activation {key} was not dumped")
+            print(f"  activations: {key} missing  FAIL")
+            return
+        got = np.load(path)
+        want = tensor.numpy()
+        diff = float(np.max(np.abs(got.astype(np.float64) - want))) if got.shape == want.shape else float("inf")
+        if not diff <= TOLERANCE:
+            failures.append(f"{case}: first diverging activation {key}: max |Δ| {diff:.3e} (shape {got.shape} vs "
+                            f"{want.shape})")
+            print(f"  activations: first divergence at {key}: max |Δ| = {diff:.3e}  FAIL")
+            return
+        if diff > worst:
+            worst_name, worst = key, diff
+    print(f"  activations: {len(expected)} traced, worst max |Δ| = {worst:.3e} at {worst_name}  ok")
+
+
 def main():
     os.makedirs(TMP, exist_ok=True)
     failures = []
@@ -109,10 +135,15 @@ def main():
               f"eps {config['rms_norm_eps']}, theta {config['rope_theta']}, rope_scaling {config['rope_scaling']}, "
               f"tied {config['tie_word_embeddings']} {' '.join(extra)} {env_extra or ''}")
         try:
-            # 1. the 64-token prompt as one batch
-            expected_prompt, cache = reference.forward(prompt)
-            got = run_logits(model_dir, prompt, os.path.join(model_dir, "prompt.npy"), extra, env_extra)
+            # 1. the 64-token prompt as one batch, with every traced intermediate activation
+            activations = {}
+            expected_prompt, cache = reference.forward(
+                prompt, trace=lambda key, tensor: activations.__setitem__(key, tensor.clone()))
+            dump_dir = os.path.join(model_dir, "activations")
+            got = run_logits(model_dir, prompt, os.path.join(model_dir, "prompt.npy"),
+                             extra + ["--dump-activations", dump_dir], env_extra)
             compare(name, "prompt", got, expected_prompt, failures)
+            compare_activations(name, dump_dir, activations, failures)
 
             # 2. prompt batch, then 32 decode steps through the cache (reference: its KV cache)
             rows = [expected_prompt]

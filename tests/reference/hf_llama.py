@@ -26,7 +26,9 @@ dtype, so BF16/F16 checkpoints mean "stored in that format, computed in fp32" on
 
 API:
     model = LlamaReference(config_dict, state_dict)          # or LlamaReference.from_dir(path)
-    logits, cache = model.forward(ids, cache=None)           # logits float32 [len(ids), vocab]
+    logits, cache = model.forward(ids, cache=None, trace=None)  # logits float32 [len(ids), vocab]
+        trace(name, tensor) receives the intermediates tulu's Session traces, with the same
+        names: "embed", "layers.<l>.attention_residual", "layers.<l>.output", "norm".
     cache = model.new_cache()                                 # empty KV cache
     ids = model.greedy(prompt_ids, max_new_tokens, eos_ids=())  # greedy generation with the cache
 """
@@ -142,24 +144,29 @@ class LlamaReference:
     def new_cache(self):
         return [None] * self.layers
 
-    def forward(self, ids, cache=None):
+    def forward(self, ids, cache=None, trace=None):
         """Logits float32 [len(ids), vocab] for ids at positions past .. past + len - 1."""
         if cache is None:
             cache = self.new_cache()
         past = 0 if cache[0] is None else cache[0][0].shape[1]
         ids = torch.as_tensor(ids, dtype=torch.long)
         positions = torch.arange(past, past + ids.shape[0])
+        trace = trace or (lambda name, tensor: None)
         with torch.no_grad():
             h = torch.nn.functional.embedding(ids, self.w["model.embed_tokens.weight"])
+            trace("embed", h)
             for layer in range(self.layers):
                 p = f"model.layers.{layer}."
                 residual = h
                 h = self.rms_norm(h, self.w[p + "input_layernorm.weight"])
                 h = residual + self.attention(layer, h, positions, cache)
+                trace(f"layers.{layer}.attention_residual", h)
                 residual = h
                 h = self.rms_norm(h, self.w[p + "post_attention_layernorm.weight"])
                 h = residual + self.mlp(layer, h)
+                trace(f"layers.{layer}.output", h)
             h = self.rms_norm(h, self.w["model.norm.weight"])
+            trace("norm", h)
             logits = self.linear(h, self.w["lm_head.weight"]).float()
         return logits, cache
 
