@@ -54,7 +54,7 @@ int run_dump(const DumpOptions& o) {
   const TensorView& view = store.get(o.name).view;
   std::string descr, bytes;
   if (o.f32) {
-    const std::vector<float> values = to_f32(view);
+    const std::vector<float> values = view.numel() > 0 ? to_f32(view) : std::vector<float>{};
     descr = "<f4";
     bytes.assign(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
   } else {

@@ -18,8 +18,10 @@ import io
 import json
 import os
 import pickle
+import struct
 import sys
 import zipfile
+import zlib
 
 import torch
 
@@ -58,6 +60,36 @@ def entries_of(path):
         return {n.split("/", 1)[1]: z.read(n) for n in z.namelist()}
 
 
+def write_zip64(path, entries):
+    """A stored zip whose central directory uses ZIP64 for every size and offset (as a > 4 GiB
+    shard's does), entries 64-byte aligned like torch's writer; Python's zipfile must read it."""
+    out = bytearray()
+    central = bytearray()
+    for name, data in entries.items():
+        name_b = name.encode()
+        # Pad the local header's extra field so the data starts 64-aligned.
+        pad = (64 - (len(out) + 30 + len(name_b) + 4) % 64) % 64
+        extra = struct.pack("<HH", 0x4654, pad) + b"Z" * pad
+        offset = len(out)
+        crc = zlib.crc32(data)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0, crc, len(data), len(data), len(name_b),
+                           len(extra)) + name_b + extra + data
+        z64 = struct.pack("<HHQQQ", 0x0001, 24, len(data), len(data), offset)
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 0, 0, 0, crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                               len(name_b), len(z64), 0, 0, 0, 0, 0xFFFFFFFF) + name_b + z64
+    cd_offset = len(out)
+    out += central
+    z64_end = len(out)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, len(entries), len(entries), len(central),
+                       cd_offset)
+    out += struct.pack("<IIQI", 0x07064B50, 0, z64_end, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    with open(path, "wb") as f:
+        f.write(out)
+    with zipfile.ZipFile(path) as z:  # the crafted file is a valid zip for an independent reader
+        assert z.testzip() is None and {n: z.read(n) for n in z.namelist()} == entries
+
+
 class Evil:
     def __init__(self, fn, arg):
         self.fn, self.arg = fn, arg
@@ -91,6 +123,10 @@ def main(out):
                pickle_protocol=4)
     big_names = {f"layer.{i}.weight": torch.randn(2, generator=g) for i in range(300)}  # LONG_BINPUT
     save_valid(out, "many", big_names)
+
+    with zipfile.ZipFile(os.path.join(out, "mixed.bin")) as z:
+        write_zip64(os.path.join(out, "zip64.bin"), {n: z.read(n) for n in z.namelist()})
+    write_expected(out, "zip64", mixed)
 
     # --- bad ----------------------------------------------------------------------------
     good = entries_of(os.path.join(out, "mixed.bin"))
