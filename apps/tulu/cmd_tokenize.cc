@@ -9,6 +9,8 @@
 //   tulu detokenize -m DIR --jsonl          stdin lines {"ids": [...], "skip_special": bool = false}
 //                                           → {"text": str, ...other fields}
 // A bad line stops the command with an error naming the line number and field (exit 1).
+#include <algorithm>
+#include <charconv>
 #include <iostream>
 #include <sstream>
 
@@ -59,18 +61,21 @@ void copy_other_fields(const Json& input, std::initializer_list<const char*> con
   }
 }
 
+// "1,15043, 3186" or "1 15043 3186" → ids; anything else is an error naming the item.
 std::vector<int> parse_id_list(const std::string& text, const std::string& source) {
   std::vector<int> ids;
-  std::string item;
-  std::istringstream in(text);
-  while (in >> std::ws && !in.eof()) {
-    std::getline(in, item, ',');
-    std::istringstream one(item);
-    long long value = 0;
-    one >> value >> std::ws;
-    TULU_CHECK(!one.fail() && one.eof() && value >= 0 && value <= 0x7fffffff, source,
-               ": '", item, "' is not a token id");
-    ids.push_back(static_cast<int>(value));
+  size_t pos = 0;
+  while (true) {
+    pos = text.find_first_not_of(" \t\r\n,", pos);
+    if (pos == std::string::npos) break;
+    const size_t end = std::min(text.find_first_of(" \t\r\n,", pos), text.size());
+    const std::string item = text.substr(pos, end - pos);
+    int value = -1;
+    const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+    TULU_CHECK(ec == std::errc() && ptr == item.data() + item.size() && value >= 0, source, ": '",
+               item, "' is not a token id");
+    ids.push_back(value);
+    pos = end;
   }
   return ids;
 }
