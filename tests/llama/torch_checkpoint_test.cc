@@ -19,25 +19,34 @@ using testing_util::write_bytes;
 
 class TorchCheckpointTest : public ::testing::Test {
  protected:
+  // ctest runs each test in its own process: the fixtures are generated once per version of
+  // the generator script into a directory named after its hash, published by an atomic rename.
   static void SetUpTestSuite() {
-    dir_ = new ScratchDir("torch_fixtures");
-    const std::string command = std::string("/usr/bin/python3 ") + TULU_SOURCE_DIR +
-                                "/tests/reference/torch_fixtures.py " + dir_->path();
-    generated_ = std::system(command.c_str()) == 0;
+    const std::string script = std::string(TULU_SOURCE_DIR) + "/tests/reference/torch_fixtures.py";
+    const size_t key = std::hash<std::string>{}(read_bytes(script));
+    dir_ = (std::filesystem::temp_directory_path() / ("tulu_torch_fixtures_" + std::to_string(key))).string();
+    if (std::filesystem::exists(dir_ + "/done")) return;
+    const std::string tmp = dir_ + ".tmp." + std::to_string(::getpid());
+    std::filesystem::remove_all(tmp);
+    const std::string command = "/usr/bin/python3 " + script + " " + tmp;
+    if (std::system(command.c_str()) != 0) return;
+    write_bytes(tmp + "/done", "");
+    std::error_code ec;
+    std::filesystem::rename(tmp, dir_, ec);  // fails harmlessly if another process won the race
+    std::filesystem::remove_all(tmp, ec);
   }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
+  void SetUp() override {
+    ASSERT_TRUE(std::filesystem::exists(dir_ + "/done"))
+        << "tests/reference/torch_fixtures.py failed (needs /usr/bin/python3 with torch)";
   }
-  void SetUp() override { ASSERT_TRUE(generated_) << "tests/reference/torch_fixtures.py failed (needs python3-torch)"; }
 
-  static std::string path(const std::string& stem) { return dir_->file(stem + ".bin"); }
+  static std::string path(const std::string& stem) { return dir_ + "/" + stem + ".bin"; }
 
   // Reads <stem>.bin and compares every tensor with the bytes PyTorch wrote beside it.
   static void expect_matches_torch(const std::string& stem) {
     TensorStore store;
     read_torch_checkpoint(path(stem), store);
-    const std::string expected_dir = dir_->file(stem + ".expected");
+    const std::string expected_dir = dir_ + "/" + stem + ".expected";
     const Json manifest = read_json_file(expected_dir + "/manifest.json");
     EXPECT_EQ(store.size(), manifest.size()) << stem;
     for (const auto& [name, info] : manifest.items()) {
@@ -53,12 +62,10 @@ class TorchCheckpointTest : public ::testing::Test {
     }
   }
 
-  static ScratchDir* dir_;
-  static bool generated_;
+  static std::string dir_;
 };
 
-ScratchDir* TorchCheckpointTest::dir_ = nullptr;
-bool TorchCheckpointTest::generated_ = false;
+std::string TorchCheckpointTest::dir_;
 
 TEST_F(TorchCheckpointTest, MixedDtypesScalarsAndEmptyTensorsMatchTorch) { expect_matches_torch("mixed"); }
 TEST_F(TorchCheckpointTest, ViewsSharingOneStorageMatchTorch) { expect_matches_torch("shared"); }
