@@ -38,22 +38,26 @@ struct LogitsOptions {
 // Collects traced activations by name, appending the rows of successive evaluations.
 struct ActivationDump {
   std::vector<std::string> order;  // first-seen order, for the summary line
-  std::map<std::string, std::pair<int64_t, std::vector<float>>> arrays;  // name → (cols, rows × cols)
+  std::map<std::string, std::pair<int64_t, std::vector<float>>>
+      arrays;  // name → (cols, rows × cols)
 
   void add(const std::string& name, int64_t rows, int64_t cols, const float* data) {
     auto [it, inserted] = arrays.try_emplace(name, cols, std::vector<float>());
     if (inserted) order.push_back(name);
-    TULU_CHECK(it->second.first == cols, "activation '", name, "' changed width from ", it->second.first, " to ", cols);
+    TULU_CHECK(it->second.first == cols, "activation '", name, "' changed width from ",
+               it->second.first, " to ", cols);
     it->second.second.insert(it->second.second.end(), data, data + rows * cols);
   }
 
   void write(const std::string& dir) const {
     std::error_code error;
     std::filesystem::create_directories(dir, error);
-    TULU_CHECK(!error, "--dump-activations: cannot create directory '", dir, "': ", error.message());
+    TULU_CHECK(!error, "--dump-activations: cannot create directory '", dir,
+               "': ", error.message());
     for (const auto& [name, array] : arrays) {
       const auto& [cols, values] = array;
-      write_npy_f32(dir + "/" + name + ".npy", values, {static_cast<int64_t>(values.size()) / cols, cols});
+      write_npy_f32(dir + "/" + name + ".npy", values,
+                    {static_cast<int64_t>(values.size()) / cols, cols});
     }
   }
 };
@@ -64,13 +68,14 @@ std::vector<int> parse_ids(const std::string& text) {
   size_t start = 0;
   for (int item = 1;; ++item) {
     const size_t comma = text.find(',', start);
-    std::string piece = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string piece =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     const size_t first = piece.find_first_not_of(" \t"), last = piece.find_last_not_of(" \t");
     piece = first == std::string::npos ? "" : piece.substr(first, last - first + 1);
     int value = 0;
     const auto [end, error] = std::from_chars(piece.data(), piece.data() + piece.size(), value);
-    TULU_CHECK(!piece.empty() && error == std::errc() && end == piece.data() + piece.size(), "--ids: item ", item,
-               " ('", piece, "') is not an integer token id");
+    TULU_CHECK(!piece.empty() && error == std::errc() && end == piece.data() + piece.size(),
+               "--ids: item ", item, " ('", piece, "') is not an integer token id");
     ids.push_back(value);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -89,9 +94,8 @@ int run_logits(const LogitsOptions& o) {
   Session session(*model, static_cast<int>(ids.size()), pool, o.max_batch);
   ActivationDump dump;
   if (!o.dump_dir.empty()) {
-    session.set_activation_trace([&dump](const std::string& name, int64_t rows, int64_t cols, const float* data) {
-      dump.add(name, rows, cols, data);
-    });
+    session.set_activation_trace([&dump](const std::string& name, int64_t rows, int64_t cols,
+                                         const float* data) { dump.add(name, rows, cols, data); });
   }
 
   std::vector<float> logits;
@@ -109,11 +113,12 @@ int run_logits(const LogitsOptions& o) {
   write_npy_f32(o.output, logits, {static_cast<int64_t>(ids.size()), static_cast<int64_t>(vocab)});
   if (!o.dump_dir.empty()) {
     dump.write(o.dump_dir);
-    std::cout << o.dump_dir << ": " << dump.order.size() << " activations (" << dump.order.front() << " … "
-              << dump.order.back() << ")\n";
+    std::cout << o.dump_dir << ": " << dump.order.size() << " activations (" << dump.order.front()
+              << " … " << dump.order.back() << ")\n";
   }
   std::cout << o.output << ": float32 logits [" << ids.size() << ", " << vocab << "] ("
-            << (o.incremental ? "incremental" : "one batch") << ", " << pool.num_threads() << " threads)\n";
+            << (o.incremental ? "incremental" : "one batch") << ", " << pool.num_threads()
+            << " threads)\n";
   return 0;
 }
 
@@ -121,11 +126,14 @@ RunFunction setup(CLI::App& app) {
   auto o = std::make_shared<LogitsOptions>();
   add_model_options(app, o->model);
   app.add_option("--ids", o->ids, "comma-separated token ids, e.g. 1,15043,3186")->required();
-  app.add_option("-o,--output", o->output, ".npy file to write: float32 [len(ids), vocab]")->required();
+  app.add_option("-o,--output", o->output, ".npy file to write: float32 [len(ids), vocab]")
+      ->required();
   app.add_flag("--incremental", o->incremental, "feed the ids one at a time through the KV cache");
-  app.add_option("--prefill", o->prefill, "with --incremental: evaluate the first N ids as one batch first")
+  app.add_option("--prefill", o->prefill,
+                 "with --incremental: evaluate the first N ids as one batch first")
       ->check(CLI::Range(0, 1 << 30));
-  app.add_option("--max-batch", o->max_batch, "tokens per forward batch (longer prompts run in chunks)")
+  app.add_option("--max-batch", o->max_batch,
+                 "tokens per forward batch (longer prompts run in chunks)")
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--dump-activations", o->dump_dir,
                  "debugging: also write every traced intermediate activation as DIR/<name>.npy");
@@ -133,7 +141,8 @@ RunFunction setup(CLI::App& app) {
 }
 
 const bool registered = register_command(
-    {"logits", "write the float32 logits of every position for given token ids as .npy", 150, setup});
+    {"logits", "write the float32 logits of every position for given token ids as .npy", 150,
+     setup});
 
 }  // namespace
 

@@ -15,6 +15,7 @@ std::string npy_header(const std::string& descr, const std::vector<int64_t>& sha
 
 // Writes float32 values ('<f4', C order) of the given shape atomically (temporary file,
 // rename). values.size() must equal the product of shape (checked: tulu::Error).
-void write_npy_f32(const std::string& path, const std::vector<float>& values, const std::vector<int64_t>& shape);
+void write_npy_f32(const std::string& path, const std::vector<float>& values,
+                   const std::vector<int64_t>& shape);
 
 }  // namespace tulu::cli

@@ -23,7 +23,8 @@ struct AttentionShape {
 // out: [rows, q_dim]; row r attends to positions 0 ..= first_position + r.
 // scores: scratch of heads × (first_position + rows) floats.
 // Threads: heads are split over the pool.
-void attention(const float* q, int64_t rows, int first_position, const float* keys, const float* values,
-               const AttentionShape& shape, float* out, float* scores, ThreadPool& pool);
+void attention(const float* q, int64_t rows, int first_position, const float* keys,
+               const float* values, const AttentionShape& shape, float* out, float* scores,
+               ThreadPool& pool);
 
 }  // namespace tulu

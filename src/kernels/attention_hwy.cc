@@ -14,9 +14,9 @@ namespace HWY_NAMESPACE {
 
 // Heads [head_begin, head_end) for every row; scores: this head's own scratch row
 // (scores_base + h · scores_stride), so that concurrent heads never share memory.
-void AttentionHeadsImpl(const float* q, int64_t rows, int first_position, const float* keys, const float* values,
-                        const AttentionShape& shape, float* out, float* scores_base, int64_t scores_stride,
-                        int head_begin, int head_end) {
+void AttentionHeadsImpl(const float* q, int64_t rows, int first_position, const float* keys,
+                        const float* values, const AttentionShape& shape, float* out,
+                        float* scores_base, int64_t scores_stride, int head_begin, int head_end) {
   const int group = shape.heads / shape.kv_heads;
   const auto hd = static_cast<size_t>(shape.head_dim);
   const int64_t q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
@@ -33,7 +33,8 @@ void AttentionHeadsImpl(const float* q, int64_t rows, int first_position, const 
       SoftmaxF32(scores, static_cast<size_t>(visible));
       float* dst = out + r * q_dim + static_cast<int64_t>(h) * shape.head_dim;
       for (size_t i = 0; i < hd; ++i) dst[i] = 0.0f;
-      for (int64_t s = 0; s < visible; ++s) AxpyF32(scores[s], values + s * kv_dim + kv_offset, dst, hd);
+      for (int64_t s = 0; s < visible; ++s)
+        AxpyF32(scores[s], values + s * kv_dim + kv_offset, dst, hd);
     }
   }
 }
@@ -50,14 +51,17 @@ namespace tulu {
 
 HWY_EXPORT(AttentionHeadsImpl);
 
-void attention(const float* q, int64_t rows, int first_position, const float* keys, const float* values,
-               const AttentionShape& shape, float* out, float* scores, ThreadPool& pool) {
+void attention(const float* q, int64_t rows, int first_position, const float* keys,
+               const float* values, const AttentionShape& shape, float* out, float* scores,
+               ThreadPool& pool) {
   if (rows <= 0) return;
-  if (force_generic_kernels()) return attention_ref(q, rows, first_position, keys, values, shape, out);
+  if (force_generic_kernels())
+    return attention_ref(q, rows, first_position, keys, values, shape, out);
   const int64_t scores_stride = first_position + rows;
   pool.parallel_for(static_cast<size_t>(shape.heads), 1, [&](size_t begin, size_t end) {
-    HWY_DYNAMIC_DISPATCH(AttentionHeadsImpl)(q, rows, first_position, keys, values, shape, out, scores,
-                                             scores_stride, static_cast<int>(begin), static_cast<int>(end));
+    HWY_DYNAMIC_DISPATCH(AttentionHeadsImpl)
+    (q, rows, first_position, keys, values, shape, out, scores, scores_stride,
+     static_cast<int>(begin), static_cast<int>(end));
   });
 }
 

@@ -31,7 +31,8 @@ void attention_ref(const T* q, int64_t rows, int first_position, const T* keys, 
       T* dst = out + r * q_dim + h * hd;
       for (int64_t i = 0; i < hd; ++i) dst[i] = 0;
       for (int64_t s = 0; s < visible; ++s) {
-        for (int64_t i = 0; i < hd; ++i) dst[i] += scores[static_cast<size_t>(s)] * values[s * kv_dim + kv_offset + i];
+        for (int64_t i = 0; i < hd; ++i)
+          dst[i] += scores[static_cast<size_t>(s)] * values[s * kv_dim + kv_offset + i];
       }
     }
   }

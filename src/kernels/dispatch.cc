@@ -23,9 +23,13 @@ std::atomic<bool>& generic_flag() {
 
 }  // namespace
 
-bool force_generic_kernels() { return generic_flag().load(std::memory_order_relaxed); }
+bool force_generic_kernels() {
+  return generic_flag().load(std::memory_order_relaxed);
+}
 
-void set_force_generic_kernels(bool generic) { generic_flag().store(generic, std::memory_order_relaxed); }
+void set_force_generic_kernels(bool generic) {
+  generic_flag().store(generic, std::memory_order_relaxed);
+}
 
 std::string kernel_target_name() {
   if (force_generic_kernels()) return "generic (scalar reference)";

@@ -16,7 +16,8 @@ void AddImpl(float* HWY_RESTRICT y, const float* HWY_RESTRICT x, size_t n) {
   const hn::ScalableTag<float> d;
   const size_t lanes = hn::Lanes(d);
   size_t i = 0;
-  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, x + i)), d, y + i);
+  for (; i + lanes <= n; i += lanes)
+    hn::StoreU(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, x + i)), d, y + i);
   for (; i < n; ++i) y[i] += x[i];
 }
 
@@ -48,9 +49,15 @@ void ConvertTyped(const W* HWY_RESTRICT src, size_t n, float* HWY_RESTRICT dst) 
 
 void ConvertImpl(const void* src, DType dtype, size_t n, float* dst) {
   switch (dtype) {
-    case DType::F32: ConvertTyped(static_cast<const float*>(src), n, dst); break;
-    case DType::BF16: ConvertTyped(static_cast<const Bf16Bits*>(src), n, dst); break;
-    case DType::F16: ConvertTyped(static_cast<const F16Bits*>(src), n, dst); break;
+    case DType::F32:
+      ConvertTyped(static_cast<const float*>(src), n, dst);
+      break;
+    case DType::BF16:
+      ConvertTyped(static_cast<const Bf16Bits*>(src), n, dst);
+      break;
+    case DType::F16:
+      ConvertTyped(static_cast<const F16Bits*>(src), n, dst);
+      break;
   }
 }
 
@@ -94,7 +101,8 @@ void embedding_lookup(const TensorView& table, std::span<const int> ids, float* 
   const auto* base = static_cast<const uint8_t*>(table.data);
   const size_t row_bytes = hidden * dtype_size(table.dtype);
   for (size_t t = 0; t < ids.size(); ++t) {
-    convert_to_f32(base + static_cast<size_t>(ids[t]) * row_bytes, table.dtype, hidden, out + t * hidden);
+    convert_to_f32(base + static_cast<size_t>(ids[t]) * row_bytes, table.dtype, hidden,
+                   out + t * hidden);
   }
 }
 

@@ -37,9 +37,12 @@ void softmax_ref(T* x, size_t n) {
 // Stored element i of a weight array (F32, BF16 or F16 bits) as fp32.
 inline float stored_to_f32(const void* data, DType dtype, size_t i) {
   switch (dtype) {
-    case DType::F32: return static_cast<const float*>(data)[i];
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::F32:
+      return static_cast<const float*>(data)[i];
+    case DType::BF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::F16:
+      return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
   }
   return 0.0f;
 }

@@ -28,14 +28,16 @@ void set_blas_single_threaded() {
 }
 
 // y[:, begin:end] = x · W[begin:end, :]ᵀ for fp32 W rows (ldw = in), ldc = out.
-void sgemm_columns(const float* x, int64_t rows, const float* w_rows, int64_t count, int64_t in, float* y,
-                   int64_t out) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows), static_cast<blasint>(count),
-              static_cast<blasint>(in), 1.0f, x, static_cast<blasint>(in), w_rows, static_cast<blasint>(in), 0.0f,
-              y, static_cast<blasint>(out));
+void sgemm_columns(const float* x, int64_t rows, const float* w_rows, int64_t count, int64_t in,
+                   float* y, int64_t out) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
+              static_cast<blasint>(count), static_cast<blasint>(in), 1.0f, x,
+              static_cast<blasint>(in), w_rows, static_cast<blasint>(in), 0.0f, y,
+              static_cast<blasint>(out));
 }
 
-void matmul_f32_blas(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool) {
+void matmul_f32_blas(const float* x, int64_t rows, const TensorView& w, float* y,
+                     ThreadPool& pool) {
   const int64_t out = w.dim(0), in = w.dim(1);
   pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
     const auto b = static_cast<int64_t>(begin);
@@ -45,12 +47,13 @@ void matmul_f32_blas(const float* x, int64_t rows, const TensorView& w, float* y
 
 // BF16/F16 weights: each task widens blocks of kBlockRows rows of W into its own scratch
 // slot, then multiplies them with sgemm. Blocks are dealt round-robin to the slots.
-void matmul_widened_blas(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
-                         MatmulScratch& scratch) {
+void matmul_widened_blas(const float* x, int64_t rows, const TensorView& w, float* y,
+                         ThreadPool& pool, MatmulScratch& scratch) {
   const int64_t out = w.dim(0), in = w.dim(1);
   const int64_t block_rows = MatmulScratch::kBlockRows;
   const int64_t blocks = (out + block_rows - 1) / block_rows;
-  const int slots = static_cast<int>(std::min<int64_t>({scratch.slots(), pool.num_threads(), blocks}));
+  const int slots =
+      static_cast<int>(std::min<int64_t>({scratch.slots(), pool.num_threads(), blocks}));
   const auto* base = static_cast<const uint8_t*>(w.data);
   const size_t row_bytes = static_cast<size_t>(in) * dtype_size(w.dtype);
   pool.parallel_for(static_cast<size_t>(slots), 1, [&](size_t begin, size_t end) {
@@ -59,8 +62,8 @@ void matmul_widened_blas(const float* x, int64_t rows, const TensorView& w, floa
       for (int64_t block = static_cast<int64_t>(slot); block < blocks; block += slots) {
         const int64_t first = block * block_rows;
         const int64_t count = std::min(block_rows, out - first);
-        convert_to_f32(base + static_cast<size_t>(first) * row_bytes, w.dtype, static_cast<size_t>(count * in),
-                       staging);
+        convert_to_f32(base + static_cast<size_t>(first) * row_bytes, w.dtype,
+                       static_cast<size_t>(count * in), staging);
         sgemm_columns(x, rows, staging, count, in, y + first, out);
       }
     }
@@ -74,7 +77,8 @@ MatmulScratch::MatmulScratch(int64_t max_in, int threads)
       slots_(std::max(1, threads)),
       buffer_(static_cast<size_t>(slots_) * static_cast<size_t>(kBlockRows * max_in)) {}
 
-void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool, MatmulScratch* scratch) {
+void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
+            MatmulScratch* scratch) {
   const int64_t out = w.dim(0), in = w.dim(1);
   if (rows <= 0 || out <= 0) return;
   if (in == 0) {  // empty sums (BLAS rejects K = 0 with lda = 0)

@@ -28,7 +28,9 @@ class MatmulScratch {
   MatmulScratch(int64_t max_in, int threads);
   int64_t max_in() const { return max_in_; }
   int slots() const { return slots_; }
-  float* slot(int i) { return buffer_.data() + static_cast<size_t>(i) * static_cast<size_t>(kBlockRows * max_in_); }
+  float* slot(int i) {
+    return buffer_.data() + static_cast<size_t>(i) * static_cast<size_t>(kBlockRows * max_in_);
+  }
 
  private:
   int64_t max_in_ = 0;

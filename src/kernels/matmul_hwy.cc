@@ -15,15 +15,22 @@ namespace HWY_NAMESPACE {
 template <typename W>
 void MatvecTyped(const float* HWY_RESTRICT x, const W* HWY_RESTRICT w, size_t in, int64_t row_begin,
                  int64_t row_end, float* HWY_RESTRICT y) {
-  for (int64_t o = row_begin; o < row_end; ++o) y[o] = DotF32(x, w + static_cast<size_t>(o) * in, in);
+  for (int64_t o = row_begin; o < row_end; ++o)
+    y[o] = DotF32(x, w + static_cast<size_t>(o) * in, in);
 }
 
-void MatvecImpl(const float* x, const void* w, DType dtype, size_t in, int64_t row_begin, int64_t row_end,
-                float* y) {
+void MatvecImpl(const float* x, const void* w, DType dtype, size_t in, int64_t row_begin,
+                int64_t row_end, float* y) {
   switch (dtype) {
-    case DType::F32: MatvecTyped(x, static_cast<const float*>(w), in, row_begin, row_end, y); break;
-    case DType::BF16: MatvecTyped(x, static_cast<const Bf16Bits*>(w), in, row_begin, row_end, y); break;
-    case DType::F16: MatvecTyped(x, static_cast<const F16Bits*>(w), in, row_begin, row_end, y); break;
+    case DType::F32:
+      MatvecTyped(x, static_cast<const float*>(w), in, row_begin, row_end, y);
+      break;
+    case DType::BF16:
+      MatvecTyped(x, static_cast<const Bf16Bits*>(w), in, row_begin, row_end, y);
+      break;
+    case DType::F16:
+      MatvecTyped(x, static_cast<const F16Bits*>(w), in, row_begin, row_end, y);
+      break;
   }
 }
 
@@ -36,8 +43,10 @@ namespace tulu {
 
 HWY_EXPORT(MatvecImpl);
 
-void matvec_rows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end, float* y) {
-  HWY_DYNAMIC_DISPATCH(MatvecImpl)(x, w.data, w.dtype, static_cast<size_t>(w.dim(1)), row_begin, row_end, y);
+void matvec_rows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end,
+                 float* y) {
+  HWY_DYNAMIC_DISPATCH(MatvecImpl)
+  (x, w.data, w.dtype, static_cast<size_t>(w.dim(1)), row_begin, row_end, y);
 }
 
 }  // namespace tulu

@@ -12,13 +12,15 @@ namespace tulu {
 
 // Computes output columns [out_begin, out_end) of y[rows, out]; x is [rows, in].
 template <typename T>
-void matmul_ref(const T* x, int64_t rows, const TensorView& w, int64_t out_begin, int64_t out_end, T* y) {
+void matmul_ref(const T* x, int64_t rows, const TensorView& w, int64_t out_begin, int64_t out_end,
+                T* y) {
   const int64_t out = w.dim(0), in = w.dim(1);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t o = out_begin; o < out_end; ++o) {
       T sum = 0;
       for (int64_t i = 0; i < in; ++i) {
-        sum += x[r * in + i] * static_cast<T>(stored_to_f32(w.data, w.dtype, static_cast<size_t>(o * in + i)));
+        sum += x[r * in + i] *
+               static_cast<T>(stored_to_f32(w.data, w.dtype, static_cast<size_t>(o * in + i)));
       }
       y[r * out + o] = sum;
     }

@@ -12,7 +12,8 @@ HWY_BEFORE_NAMESPACE();
 namespace tulu {
 namespace HWY_NAMESPACE {
 
-void RmsnormImpl(const float* x, const float* weight, float* out, int64_t rows, int64_t n, float eps) {
+void RmsnormImpl(const float* x, const float* weight, float* out, int64_t rows, int64_t n,
+                 float eps) {
   const hn::ScalableTag<float> d;
   const size_t lanes = hn::Lanes(d);
   const auto count = static_cast<size_t>(n);
@@ -24,7 +25,8 @@ void RmsnormImpl(const float* x, const float* weight, float* out, int64_t rows, 
     const auto vinv = hn::Set(d, inv_rms);
     size_t i = 0;
     for (; i + lanes <= count; i += lanes) {
-      hn::StoreU(hn::Mul(hn::LoadU(d, weight + i), hn::Mul(hn::LoadU(d, row + i), vinv)), d, dst + i);
+      hn::StoreU(hn::Mul(hn::LoadU(d, weight + i), hn::Mul(hn::LoadU(d, row + i), vinv)), d,
+                 dst + i);
     }
     for (; i < count; ++i) dst[i] = weight[i] * (row[i] * inv_rms);
   }

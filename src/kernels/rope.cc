@@ -7,11 +7,11 @@
 namespace tulu {
 
 RopeTable make_rope_table(int head_dim, double theta, double linear_factor, int positions) {
-  TULU_CHECK(head_dim > 0 && head_dim % 2 == 0, "rotary embedding: head_dim must be positive and even, got ",
-             head_dim);
+  TULU_CHECK(head_dim > 0 && head_dim % 2 == 0,
+             "rotary embedding: head_dim must be positive and even, got ", head_dim);
   TULU_CHECK(positions >= 0, "rotary embedding: negative number of positions ", positions);
-  TULU_CHECK(theta > 0 && linear_factor > 0, "rotary embedding: rope_theta (", theta, ") and scaling factor (",
-             linear_factor, ") must be positive");
+  TULU_CHECK(theta > 0 && linear_factor > 0, "rotary embedding: rope_theta (", theta,
+             ") and scaling factor (", linear_factor, ") must be positive");
   RopeTable table;
   table.head_dim = head_dim;
   table.positions = positions;

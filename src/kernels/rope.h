@@ -28,6 +28,7 @@ RopeTable make_rope_table(int head_dim, double theta, double linear_factor, int 
 // Rotates `heads` head vectors in each of `rows` rows of x in place. Row r holds the token
 // at position first_position + r; its heads start at x + r·row_stride, head_dim apart.
 // first_position + rows must not exceed table.positions.
-void rope_apply(float* x, int64_t rows, int64_t row_stride, int heads, int first_position, const RopeTable& table);
+void rope_apply(float* x, int64_t rows, int64_t row_stride, int heads, int first_position,
+                const RopeTable& table);
 
 }  // namespace tulu

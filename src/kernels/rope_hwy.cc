@@ -14,8 +14,8 @@ namespace HWY_NAMESPACE {
 
 // Products then sums, without fused multiply-add, in the order PyTorch evaluates
 // q·cos + rotate_half(q)·sin.
-void RopeImpl(float* x, int64_t rows, int64_t row_stride, int heads, int first_position, int head_dim,
-              const float* cos_table, const float* sin_table) {
+void RopeImpl(float* x, int64_t rows, int64_t row_stride, int heads, int first_position,
+              int head_dim, const float* cos_table, const float* sin_table) {
   const hn::ScalableTag<float> d;
   const size_t lanes = hn::Lanes(d);
   const auto half = static_cast<size_t>(head_dim / 2);
@@ -52,10 +52,11 @@ namespace tulu {
 
 HWY_EXPORT(RopeImpl);
 
-void rope_apply(float* x, int64_t rows, int64_t row_stride, int heads, int first_position, const RopeTable& table) {
+void rope_apply(float* x, int64_t rows, int64_t row_stride, int heads, int first_position,
+                const RopeTable& table) {
   if (force_generic_kernels()) return rope_ref(x, rows, row_stride, heads, first_position, table);
-  HWY_DYNAMIC_DISPATCH(RopeImpl)(x, rows, row_stride, heads, first_position, table.head_dim, table.cos.data(),
-                                 table.sin.data());
+  HWY_DYNAMIC_DISPATCH(RopeImpl)
+  (x, rows, row_stride, heads, first_position, table.head_dim, table.cos.data(), table.sin.data());
 }
 
 }  // namespace tulu

@@ -9,7 +9,8 @@
 namespace tulu {
 
 template <typename T>
-void rope_ref(T* x, int64_t rows, int64_t row_stride, int heads, int first_position, const RopeTable& table) {
+void rope_ref(T* x, int64_t rows, int64_t row_stride, int heads, int first_position,
+              const RopeTable& table) {
   const int half = table.head_dim / 2;
   for (int64_t r = 0; r < rows; ++r) {
     const float* cos_row = table.cos.data() + (first_position + r) * half;

@@ -37,9 +37,15 @@ struct F16Bits {
 };
 
 // One stored element → float (scalar tails).
-HWY_INLINE float ToF32(float v) { return v; }
-HWY_INLINE float ToF32(Bf16Bits v) { return bf16_to_f32(v.bits); }
-HWY_INLINE float ToF32(F16Bits v) { return f16_to_f32(v.bits); }
+HWY_INLINE float ToF32(float v) {
+  return v;
+}
+HWY_INLINE float ToF32(Bf16Bits v) {
+  return bf16_to_f32(v.bits);
+}
+HWY_INLINE float ToF32(F16Bits v) {
+  return f16_to_f32(v.bits);
+}
 
 // Lanes(d) stored elements at p → fp32 lanes (unaligned).
 template <class D>
@@ -68,7 +74,8 @@ HWY_INLINE hn::Vec<D> LoadF32(D d, const F16Bits* p) {
   const auto exponent = hn::And(shifted, hn::Set(du32, 0x0f800000u));
   const auto rebias = hn::Set(du32, (127u - 15u) << 23);
   auto bits = hn::Add(shifted, rebias);
-  bits = hn::IfThenElse(hn::Eq(exponent, hn::Set(du32, 0x0f800000u)), hn::Add(bits, rebias), bits);  // Inf/NaN
+  bits = hn::IfThenElse(hn::Eq(exponent, hn::Set(du32, 0x0f800000u)), hn::Add(bits, rebias),
+                        bits);  // Inf/NaN
   const auto subnormal = hn::Sub(hn::BitCast(d, hn::Add(bits, hn::Set(du32, 1u << 23))),
                                  hn::BitCast(d, hn::Set(du32, 113u << 23)));
   bits = hn::IfThenElse(hn::Eq(exponent, hn::Zero(du32)), hn::BitCast(du32, subnormal), bits);
@@ -90,7 +97,8 @@ HWY_INLINE float DotF32(const float* HWY_RESTRICT x, const W* HWY_RESTRICT w, si
     sum2 = hn::MulAdd(hn::LoadU(d, x + i + 2 * lanes), LoadF32(d, w + i + 2 * lanes), sum2);
     sum3 = hn::MulAdd(hn::LoadU(d, x + i + 3 * lanes), LoadF32(d, w + i + 3 * lanes), sum3);
   }
-  for (; i + lanes <= n; i += lanes) sum0 = hn::MulAdd(hn::LoadU(d, x + i), LoadF32(d, w + i), sum0);
+  for (; i + lanes <= n; i += lanes)
+    sum0 = hn::MulAdd(hn::LoadU(d, x + i), LoadF32(d, w + i), sum0);
   sum0 = hn::Add(hn::Add(sum0, sum1), hn::Add(sum2, sum3));
   float total = hn::GetLane(hn::SumOfLanes(d, sum0));
   for (; i < n; ++i) total += x[i] * ToF32(w[i]);
@@ -103,7 +111,8 @@ HWY_INLINE void AxpyF32(float a, const float* HWY_RESTRICT x, float* HWY_RESTRIC
   const size_t lanes = hn::Lanes(d);
   const auto va = hn::Set(d, a);
   size_t i = 0;
-  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  for (; i + lanes <= n; i += lanes)
+    hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
   for (; i < n; ++i) y[i] += a * x[i];
 }
 

@@ -16,24 +16,25 @@ namespace tulu {
 
 // Workspaces, sized once from the config, max_batch and the cache capacity.
 struct Session::Buffers {
-  RopeTable rope;                   // cos/sin [capacity, head_dim / 2]
-  std::vector<float> input_norms;   // [layers, hidden] input_layernorm weights as fp32
-  std::vector<float> post_norms;    // [layers, hidden] post_attention_layernorm weights as fp32
-  std::vector<float> final_norm;    // [hidden]
-  std::vector<float> residual;      // [max_batch, hidden] the residual stream
-  std::vector<float> normed;        // [max_batch, hidden] RMSNorm output
-  std::vector<float> queries;       // [max_batch, q_dim] (keys/values go straight to the cache)
-  std::vector<float> attended;      // [max_batch, q_dim] attention output before o_proj
-  std::vector<float> projected;     // [max_batch, hidden] o_proj / down_proj output
-  std::vector<float> gate;          // [max_batch, intermediate]
-  std::vector<float> up;            // [max_batch, intermediate]
-  std::vector<float> scores;        // [heads, capacity] attention probabilities
-  MatmulScratch matmul_scratch;     // BF16/F16 weight blocks widened for sgemm
+  RopeTable rope;                  // cos/sin [capacity, head_dim / 2]
+  std::vector<float> input_norms;  // [layers, hidden] input_layernorm weights as fp32
+  std::vector<float> post_norms;   // [layers, hidden] post_attention_layernorm weights as fp32
+  std::vector<float> final_norm;   // [hidden]
+  std::vector<float> residual;     // [max_batch, hidden] the residual stream
+  std::vector<float> normed;       // [max_batch, hidden] RMSNorm output
+  std::vector<float> queries;      // [max_batch, q_dim] (keys/values go straight to the cache)
+  std::vector<float> attended;     // [max_batch, q_dim] attention output before o_proj
+  std::vector<float> projected;    // [max_batch, hidden] o_proj / down_proj output
+  std::vector<float> gate;         // [max_batch, intermediate]
+  std::vector<float> up;           // [max_batch, intermediate]
+  std::vector<float> scores;       // [heads, capacity] attention probabilities
+  MatmulScratch matmul_scratch;    // BF16/F16 weight blocks widened for sgemm
 
   Buffers(const LlamaConfig& c, int capacity, int max_batch, int threads)
-      : rope(make_rope_table(c.head_dim, c.rope_theta,
-                             c.rope_scaling.kind == RopeScaling::Kind::Linear ? c.rope_scaling.factor : 1.0,
-                             capacity)),
+      : rope(make_rope_table(
+            c.head_dim, c.rope_theta,
+            c.rope_scaling.kind == RopeScaling::Kind::Linear ? c.rope_scaling.factor : 1.0,
+            capacity)),
         matmul_scratch(std::max({c.hidden_size, c.q_dim(), c.intermediate_size}), threads) {
     const auto batch = static_cast<size_t>(max_batch);
     residual.resize(batch * static_cast<size_t>(c.hidden_size));
@@ -62,8 +63,8 @@ Session::Session(const LlamaModel& model, int max_seq_len, ThreadPool& pool, int
   TULU_CHECK(max_batch >= 1, "session: max_batch must be at least 1, got ", max_batch);
   capacity_ = max_seq_len > 0 ? max_seq_len : c.max_position_embeddings;
   max_batch_ = std::min(max_batch, capacity_);
-  const size_t cache_floats =
-      static_cast<size_t>(c.num_hidden_layers) * static_cast<size_t>(capacity_) * static_cast<size_t>(c.kv_dim());
+  const size_t cache_floats = static_cast<size_t>(c.num_hidden_layers) *
+                              static_cast<size_t>(capacity_) * static_cast<size_t>(c.kv_dim());
   k_cache_.resize(cache_floats);
   v_cache_.resize(cache_floats);
   logits_.resize(static_cast<size_t>(max_batch_) * static_cast<size_t>(c.vocab_size));
@@ -81,12 +82,13 @@ std::span<const float> Session::eval(std::span<const int> tokens, bool all_logit
   const LlamaConfig& c = model_.config();
   TULU_CHECK(!tokens.empty(), "eval: no tokens to evaluate");
   for (size_t i = 0; i < tokens.size(); ++i) {
-    TULU_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab_size, "token id ", tokens[i], " (input position ", i,
-               ") is outside the vocabulary [0, ", c.vocab_size, ")");
+    TULU_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab_size, "token id ", tokens[i],
+               " (input position ", i, ") is outside the vocabulary [0, ", c.vocab_size, ")");
   }
   const int count = static_cast<int>(tokens.size());
   TULU_CHECK(tokens.size() <= static_cast<size_t>(capacity_ - pos()), "context overflow: ", pos(),
-             " cached + ", tokens.size(), " new tokens exceed the KV cache capacity of ", capacity_, " tokens");
+             " cached + ", tokens.size(), " new tokens exceed the KV cache capacity of ", capacity_,
+             " tokens");
 
   const auto vocab = static_cast<size_t>(c.vocab_size);
   const size_t out_rows = all_logits ? tokens.size() : 1;
@@ -112,7 +114,8 @@ void Session::forward_chunk(std::span<const int> tokens, int first, float* logit
   const LlamaWeights& w = model_.weights();
   Buffers& b = *buffers_;
   const auto rows = static_cast<int64_t>(tokens.size());
-  const int64_t hidden = c.hidden_size, q_dim = c.q_dim(), kv_dim = c.kv_dim(), inter = c.intermediate_size;
+  const int64_t hidden = c.hidden_size, q_dim = c.q_dim(), kv_dim = c.kv_dim(),
+                inter = c.intermediate_size;
   const auto eps = static_cast<float>(c.rms_norm_eps);  // HF adds eps to a float32 tensor
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim};
   float* x = b.residual.data();
@@ -123,7 +126,8 @@ void Session::forward_chunk(std::span<const int> tokens, int first, float* logit
   if (trace_) trace_("embed", rows, hidden, x);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& layer = w.layers[static_cast<size_t>(l)];
-    const size_t layer_offset = static_cast<size_t>(l) * static_cast<size_t>(capacity_) * static_cast<size_t>(kv_dim);
+    const size_t layer_offset =
+        static_cast<size_t>(l) * static_cast<size_t>(capacity_) * static_cast<size_t>(kv_dim);
     float* layer_keys = k_cache_.data() + layer_offset;
     float* layer_values = v_cache_.data() + layer_offset;
     // The new tokens' keys and values are written straight into their cache rows.
@@ -137,8 +141,8 @@ void Session::forward_chunk(std::span<const int> tokens, int first, float* logit
     matmul(xn, rows, layer.v_proj, new_values, pool_, scratch);
     rope_apply(b.queries.data(), rows, q_dim, c.num_attention_heads, first, b.rope);
     rope_apply(new_keys, rows, kv_dim, c.num_key_value_heads, first, b.rope);
-    attention(b.queries.data(), rows, first, layer_keys, layer_values, shape, b.attended.data(), b.scores.data(),
-              pool_);
+    attention(b.queries.data(), rows, first, layer_keys, layer_values, shape, b.attended.data(),
+              b.scores.data(), pool_);
     matmul(b.attended.data(), rows, layer.o_proj, b.projected.data(), pool_, scratch);
     add_inplace(x, b.projected.data(), static_cast<size_t>(rows * hidden));
     if (trace_) trace_(str_cat("layers.", l, ".attention_residual"), rows, hidden, x);
@@ -162,7 +166,8 @@ void Session::forward_chunk(std::span<const int> tokens, int first, float* logit
 }
 
 void Session::rewind(int n) {
-  TULU_CHECK(n >= 0 && n <= pos(), "rewind: position ", n, " is outside [0, ", pos(), "] (cached positions)");
+  TULU_CHECK(n >= 0 && n <= pos(), "rewind: position ", n, " is outside [0, ", pos(),
+             "] (cached positions)");
   tokens_.resize(static_cast<size_t>(n));
 }
 

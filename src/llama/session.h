@@ -25,7 +25,8 @@ class Session {
   // max_seq_len: capacity of the KV cache in tokens (≤ 0 = the model's
   // max_position_embeddings). max_batch ≥ 1 (tests use small values to exercise chunking).
   // Throws tulu::Error for a max_batch < 1.
-  Session(const LlamaModel& model, int max_seq_len, ThreadPool& pool, int max_batch = kDefaultMaxBatch);
+  Session(const LlamaModel& model, int max_seq_len, ThreadPool& pool,
+          int max_batch = kDefaultMaxBatch);
 
   // Runs tokens at positions [pos(), pos() + tokens.size()) through the model as one
   // batch (matrix–matrix products), appending their keys/values to the cache.
@@ -49,7 +50,8 @@ class Session {
   // final RMSNorm output of the rows whose logits are computed). data is [rows, cols]
   // row-major, valid only during the call. Used to find the first layer that diverges
   // from a reference (tulu logits --dump-activations). Empty function = off.
-  using ActivationTrace = std::function<void(const std::string& name, int64_t rows, int64_t cols, const float* data)>;
+  using ActivationTrace =
+      std::function<void(const std::string& name, int64_t rows, int64_t cols, const float* data)>;
   void set_activation_trace(ActivationTrace trace) { trace_ = std::move(trace); }
 
   // Forgets cached positions >= n; throws tulu::Error unless 0 ≤ n ≤ pos(). reset() = rewind(0).

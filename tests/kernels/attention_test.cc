@@ -15,23 +15,29 @@ namespace {
 // weighted sum (n + 2 roundings) give ≤ 1e-5 absolute on O(1) values at these sizes.
 constexpr double kAttentionTolerance = 1e-5;
 
-void check_attention(const AttentionShape& shape, int64_t rows, int first_position, int misalign, ThreadPool& pool) {
-  SCOPED_TRACE(::testing::Message() << "heads=" << shape.heads << " kv_heads=" << shape.kv_heads
-                                    << " head_dim=" << shape.head_dim << " rows=" << rows
-                                    << " first_position=" << first_position << " misalign=" << misalign
-                                    << " threads=" << pool.num_threads());
+void check_attention(const AttentionShape& shape, int64_t rows, int first_position, int misalign,
+                     ThreadPool& pool) {
+  SCOPED_TRACE(::testing::Message()
+               << "heads=" << shape.heads << " kv_heads=" << shape.kv_heads << " head_dim="
+               << shape.head_dim << " rows=" << rows << " first_position=" << first_position
+               << " misalign=" << misalign << " threads=" << pool.num_threads());
   const int64_t total = first_position + rows;
   const auto q_size = static_cast<size_t>(rows * shape.q_dim());
   const auto kv_size = static_cast<size_t>(total * shape.kv_dim());
   testing::Floats q(testing::random_floats(q_size, 51), misalign), out(q_size, misalign);
-  testing::Floats keys(testing::random_floats(kv_size, 52), misalign), values(testing::random_floats(kv_size, 53), misalign);
+  testing::Floats keys(testing::random_floats(kv_size, 52), misalign),
+      values(testing::random_floats(kv_size, 53), misalign);
   std::vector<float> scores(static_cast<size_t>(shape.heads * total));
-  attention(q.data, rows, first_position, keys.data, values.data, shape, out.data, scores.data(), pool);
+  attention(q.data, rows, first_position, keys.data, values.data, shape, out.data, scores.data(),
+            pool);
 
-  std::vector<double> qd(q.data, q.data + q_size), kd(keys.data, keys.data + kv_size), vd(values.data, values.data + kv_size);
+  std::vector<double> qd(q.data, q.data + q_size), kd(keys.data, keys.data + kv_size),
+      vd(values.data, values.data + kv_size);
   std::vector<double> expected(q_size);
-  attention_ref<double>(qd.data(), rows, first_position, kd.data(), vd.data(), shape, expected.data());
-  for (size_t i = 0; i < q_size; ++i) ASSERT_NEAR(out.data[i], expected[i], kAttentionTolerance) << "i=" << i;
+  attention_ref<double>(qd.data(), rows, first_position, kd.data(), vd.data(), shape,
+                        expected.data());
+  for (size_t i = 0; i < q_size; ++i)
+    ASSERT_NEAR(out.data[i], expected[i], kAttentionTolerance) << "i=" << i;
 }
 
 TEST(Attention, EveryHeadDimAndTarget) {
@@ -59,15 +65,20 @@ TEST(Attention, IsCausal) {
   ThreadPool two(2);
   const AttentionShape shape{2, 1, 8};
   const int rows = 5;
-  std::vector<float> q = testing::random_floats(rows * 16, 61), keys = testing::random_floats(rows * 8, 62),
-                     values = testing::random_floats(rows * 8, 63), out(rows * 16), out2(rows * 16), scores(2 * rows);
+  std::vector<float> q = testing::random_floats(rows * 16, 61),
+                     keys = testing::random_floats(rows * 8, 62),
+                     values = testing::random_floats(rows * 8, 63), out(rows * 16), out2(rows * 16),
+                     scores(2 * rows);
   attention(q.data(), rows, 0, keys.data(), values.data(), shape, out.data(), scores.data(), two);
-  for (int i = 3 * 8; i < rows * 8; ++i) keys[static_cast<size_t>(i)] += 1.0f, values[static_cast<size_t>(i)] -= 2.0f;
+  for (int i = 3 * 8; i < rows * 8; ++i)
+    keys[static_cast<size_t>(i)] += 1.0f, values[static_cast<size_t>(i)] -= 2.0f;
   attention(q.data(), rows, 0, keys.data(), values.data(), shape, out2.data(), scores.data(), two);
-  for (int i = 0; i < 3 * 16; ++i) EXPECT_EQ(out[static_cast<size_t>(i)], out2[static_cast<size_t>(i)]) << i;
+  for (int i = 0; i < 3 * 16; ++i)
+    EXPECT_EQ(out[static_cast<size_t>(i)], out2[static_cast<size_t>(i)]) << i;
   EXPECT_NE(out[3 * 16], out2[3 * 16]);
   // Row 0 sees only itself: its output is value row 0 exactly (softmax of one score = 1).
-  for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(out[static_cast<size_t>(i)], values[static_cast<size_t>(i)]);
+  for (int i = 0; i < 8; ++i)
+    EXPECT_FLOAT_EQ(out[static_cast<size_t>(i)], values[static_cast<size_t>(i)]);
 }
 
 TEST(Attention, GenericPathMatches) {

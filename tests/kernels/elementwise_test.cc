@@ -25,7 +25,8 @@ TEST(Elementwise, AddIsExact) {
   for_each_target([] {
     for (int n = 0; n <= kMaxTestLength; ++n) {
       for (int misalign : kMisalignments) {
-        Floats y(random_floats(static_cast<size_t>(n), 1), misalign), x(random_floats(static_cast<size_t>(n), 2), misalign);
+        Floats y(random_floats(static_cast<size_t>(n), 1), misalign),
+            x(random_floats(static_cast<size_t>(n), 2), misalign);
         std::vector<float> expected = y.vec();
         add_ref(expected.data(), x.data, x.size);
         add_inplace(y.data, x.data, y.size);
@@ -46,7 +47,8 @@ TEST(Elementwise, SiluMulMatchesReference) {
         silu_mul_ref(expected.data(), up_d.data(), expected.size());
         silu_mul(gate.data, up.data, gate.size);
         for (int i = 0; i < n; ++i) {
-          ASSERT_NEAR(gate.data[i], expected[i], kExpRelativeTolerance * (std::fabs(expected[i]) + 1e-30))
+          ASSERT_NEAR(gate.data[i], expected[i],
+                      kExpRelativeTolerance * (std::fabs(expected[i]) + 1e-30))
               << "n=" << n << " misalign=" << misalign << " i=" << i;
         }
       }
@@ -104,7 +106,8 @@ void check_all_patterns(DType dtype) {
       if (std::isnan(want)) {
         ASSERT_TRUE(std::isnan(got[i])) << "bits 0x" << std::hex << src[i];
       } else {
-        ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want)) << "bits 0x" << std::hex << src[i];
+        ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want))
+            << "bits 0x" << std::hex << src[i];
       }
     }
   }

@@ -61,7 +61,8 @@ struct StoredMatrix {
   TensorView view;
   std::vector<double> values;  // exact values, row-major
 
-  StoredMatrix(DType dtype, int64_t rows, int64_t cols, int misalign, uint32_t seed, float scale = 1.0f) {
+  StoredMatrix(DType dtype, int64_t rows, int64_t cols, int misalign, uint32_t seed,
+               float scale = 1.0f) {
     const size_t n = static_cast<size_t>(rows * cols), size = dtype_size(dtype);
     bytes.assign((n + static_cast<size_t>(misalign) + 1) * size + 64, 0);
     // Start from a 64-byte aligned address inside the buffer, then misalign.

@@ -24,12 +24,14 @@ double dot_tolerance(const double* x, const double* w, int64_t n) {
 }
 
 // Compares matmul(x, W) with the double reference for one shape; returns nothing, asserts.
-void check_matmul(DType dtype, int64_t rows, int64_t out, int64_t in, int misalign, ThreadPool& pool,
-                  MatmulScratch* scratch) {
-  SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " rows=" << rows << " out=" << out << " in=" << in
-                                    << " misalign=" << misalign << " threads=" << pool.num_threads());
+void check_matmul(DType dtype, int64_t rows, int64_t out, int64_t in, int misalign,
+                  ThreadPool& pool, MatmulScratch* scratch) {
+  SCOPED_TRACE(::testing::Message()
+               << dtype_name(dtype) << " rows=" << rows << " out=" << out << " in=" << in
+               << " misalign=" << misalign << " threads=" << pool.num_threads());
   StoredMatrix w(dtype, out, in, misalign, static_cast<uint32_t>(11 + in));
-  Floats x(testing::random_floats(static_cast<size_t>(rows * in), static_cast<uint32_t>(12 + in)), misalign);
+  Floats x(testing::random_floats(static_cast<size_t>(rows * in), static_cast<uint32_t>(12 + in)),
+           misalign);
   Floats y(static_cast<size_t>(rows * out), misalign);
   matmul(x.data, rows, w.view, y.data, pool, scratch);
 
@@ -38,7 +40,8 @@ void check_matmul(DType dtype, int64_t rows, int64_t out, int64_t in, int misali
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t o = 0; o < out; ++o) {
       const double tolerance = dot_tolerance(xd.data() + r * in, w.values.data() + o * in, in);
-      ASSERT_NEAR(y.data[r * out + o], yd[static_cast<size_t>(r * out + o)], tolerance) << "at [" << r << ", " << o << "]";
+      ASSERT_NEAR(y.data[r * out + o], yd[static_cast<size_t>(r * out + o)], tolerance)
+          << "at [" << r << ", " << o << "]";
     }
   }
 }

@@ -13,7 +13,9 @@ using testing::Floats;
 
 // The fp32 sum of squares carries at most (n + 2)·u relative error (all terms positive);
 // the square root halves it; then three roundings (divide, 1/sqrt, two products).
-double rmsnorm_tolerance(int n, double value) { return ((n + 2) * 0.5 + 6) * 0x1p-24 * std::fabs(value) + 1e-30; }
+double rmsnorm_tolerance(int n, double value) {
+  return ((n + 2) * 0.5 + 6) * 0x1p-24 * std::fabs(value) + 1e-30;
+}
 
 TEST(Rmsnorm, MatchesDoubleReference) {
   testing::for_each_target([] {
@@ -21,20 +23,26 @@ TEST(Rmsnorm, MatchesDoubleReference) {
     for (int n = 0; n <= testing::kMaxTestLength; ++n) {
       for (int misalign : testing::kMisalignments) {
         for (float eps : {1e-5f, 1e-6f}) {
-          SCOPED_TRACE(::testing::Message() << "n=" << n << " misalign=" << misalign << " eps=" << eps);
+          SCOPED_TRACE(::testing::Message()
+                       << "n=" << n << " misalign=" << misalign << " eps=" << eps);
           const auto size = static_cast<size_t>(kRows * n);
           Floats x(testing::random_floats(size, 31, 2.0f), misalign), out(size, misalign);
-          std::vector<float> weight_values = testing::random_floats(static_cast<size_t>(n), 32, 0.1f);
+          std::vector<float> weight_values =
+              testing::random_floats(static_cast<size_t>(n), 32, 0.1f);
           for (auto& w : weight_values) w += 1.0f;
           Floats weight(weight_values, misalign);
           rmsnorm(x.data, weight.data, out.data, kRows, n, eps);
 
-          std::vector<double> xd(x.data, x.data + size), wd(weight.data, weight.data + n), expected(size);
-          rmsnorm_ref<double>(xd.data(), wd.data(), expected.data(), kRows, n, static_cast<double>(eps));
-          for (size_t i = 0; i < size; ++i) ASSERT_NEAR(out.data[i], expected[i], rmsnorm_tolerance(n, expected[i])) << i;
+          std::vector<double> xd(x.data, x.data + size), wd(weight.data, weight.data + n),
+              expected(size);
+          rmsnorm_ref<double>(xd.data(), wd.data(), expected.data(), kRows, n,
+                              static_cast<double>(eps));
+          for (size_t i = 0; i < size; ++i)
+            ASSERT_NEAR(out.data[i], expected[i], rmsnorm_tolerance(n, expected[i])) << i;
 
           rmsnorm(x.data, weight.data, x.data, kRows, n, eps);  // in place gives the same values
-          for (size_t i = 0; i < size; ++i) ASSERT_EQ(x.data[i], out.data[i]) << "in place, i=" << i;
+          for (size_t i = 0; i < size; ++i)
+            ASSERT_EQ(x.data[i], out.data[i]) << "in place, i=" << i;
         }
       }
     }

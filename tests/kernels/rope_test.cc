@@ -19,7 +19,8 @@ TEST(Rope, TableMatchesDoublePrecision) {
       const int half = head_dim / 2;
       for (int i = 0; i < half; ++i) {
         const double exact = 1.0 / std::pow(theta, 2.0 * i / head_dim);
-        ASSERT_NEAR(table.inv_freq[static_cast<size_t>(i)], exact, 4 * 0x1p-24 * exact) << "i=" << i;
+        ASSERT_NEAR(table.inv_freq[static_cast<size_t>(i)], exact, 4 * 0x1p-24 * exact)
+            << "i=" << i;
       }
       for (int p = 0; p < positions; ++p) {
         for (int i = 0; i < half; ++i) {
@@ -41,8 +42,10 @@ TEST(Rope, LinearScalingDividesPositions) {
   RopeTable scaled = make_rope_table(16, 10000.0, 2.0, 100);
   for (int p = 0; p < 50; ++p) {
     for (int i = 0; i < 8; ++i) {
-      EXPECT_EQ(scaled.cos[static_cast<size_t>(2 * p * 8 + i)], plain.cos[static_cast<size_t>(p * 8 + i)]);
-      EXPECT_EQ(scaled.sin[static_cast<size_t>(2 * p * 8 + i)], plain.sin[static_cast<size_t>(p * 8 + i)]);
+      EXPECT_EQ(scaled.cos[static_cast<size_t>(2 * p * 8 + i)],
+                plain.cos[static_cast<size_t>(p * 8 + i)]);
+      EXPECT_EQ(scaled.sin[static_cast<size_t>(2 * p * 8 + i)],
+                plain.sin[static_cast<size_t>(p * 8 + i)]);
     }
   }
 }
@@ -73,13 +76,18 @@ TEST(Rope, RotationMatchesReference) {
         for (int64_t r = 0; r < rows; ++r) {
           for (int h = 0; h < heads; ++h) {
             for (int i = 0; i < half; ++i) {
-              const size_t lo = static_cast<size_t>(r * stride + h * head_dim + i), hi = lo + static_cast<size_t>(half);
+              const size_t lo = static_cast<size_t>(r * stride + h * head_dim + i),
+                           hi = lo + static_cast<size_t>(half);
               const size_t t = static_cast<size_t>((first_position + r) * half + i);
               const double c = table.cos[t], s = table.sin[t];
-              const double bound_lo = 2 * 0x1p-24 * (std::fabs(input[lo] * c) + std::fabs(input[hi] * s));
-              const double bound_hi = 2 * 0x1p-24 * (std::fabs(input[hi] * c) + std::fabs(input[lo] * s));
-              ASSERT_NEAR(x.data[lo], expected[lo], bound_lo) << "half=" << half << " misalign=" << misalign;
-              ASSERT_NEAR(x.data[hi], expected[hi], bound_hi) << "half=" << half << " misalign=" << misalign;
+              const double bound_lo =
+                  2 * 0x1p-24 * (std::fabs(input[lo] * c) + std::fabs(input[hi] * s));
+              const double bound_hi =
+                  2 * 0x1p-24 * (std::fabs(input[hi] * c) + std::fabs(input[lo] * s));
+              ASSERT_NEAR(x.data[lo], expected[lo], bound_lo)
+                  << "half=" << half << " misalign=" << misalign;
+              ASSERT_NEAR(x.data[hi], expected[hi], bound_hi)
+                  << "half=" << half << " misalign=" << misalign;
             }
           }
         }

@@ -68,9 +68,15 @@ std::unique_ptr<LlamaModel> random_model(const LlamaConfig& config, DType dtype,
     for (size_t i = 0; i < n; ++i) {
       const float v = spec.shape.size() == 1 ? 1.0f + 0.1f * normal(gen) : scale * normal(gen);
       switch (dtype) {
-        case DType::F32: static_cast<float*>(data)[i] = v; break;
-        case DType::BF16: static_cast<uint16_t*>(data)[i] = f32_to_bf16(v); break;
-        case DType::F16: static_cast<uint16_t*>(data)[i] = f32_to_f16(v); break;
+        case DType::F32:
+          static_cast<float*>(data)[i] = v;
+          break;
+        case DType::BF16:
+          static_cast<uint16_t*>(data)[i] = f32_to_bf16(v);
+          break;
+        case DType::F16:
+          static_cast<uint16_t*>(data)[i] = f32_to_f16(v);
+          break;
       }
     }
     view.data = data;
@@ -92,9 +98,10 @@ std::vector<double> reference_forward(const LlamaModel& model, const std::vector
   const auto rows = static_cast<int64_t>(ids.size());
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim};
-  const RopeTable rope = make_rope_table(c.head_dim, c.rope_theta,
-                                         c.rope_scaling.kind == RopeScaling::Kind::Linear ? c.rope_scaling.factor : 1.0,
-                                         static_cast<int>(rows));
+  const RopeTable rope = make_rope_table(
+      c.head_dim, c.rope_theta,
+      c.rope_scaling.kind == RopeScaling::Kind::Linear ? c.rope_scaling.factor : 1.0,
+      static_cast<int>(rows));
   auto linear = [&](const std::vector<double>& x, const TensorView& weight) {
     std::vector<double> y(static_cast<size_t>(rows * weight.dim(0)));
     matmul_ref<double>(x.data(), rows, weight, 0, weight.dim(0), y.data());
@@ -108,11 +115,13 @@ std::vector<double> reference_forward(const LlamaModel& model, const std::vector
   const std::vector<double> table = to_double(w.embed_tokens);
   std::vector<double> x(static_cast<size_t>(rows * hidden));
   for (int64_t t = 0; t < rows; ++t) {
-    std::copy_n(table.begin() + ids[static_cast<size_t>(t)] * hidden, hidden, x.begin() + t * hidden);
+    std::copy_n(table.begin() + ids[static_cast<size_t>(t)] * hidden, hidden,
+                x.begin() + t * hidden);
   }
   for (const LayerWeights& layer : w.layers) {
     const std::vector<double> xn = norm(x, layer.input_layernorm);
-    std::vector<double> q = linear(xn, layer.q_proj), k = linear(xn, layer.k_proj), v = linear(xn, layer.v_proj);
+    std::vector<double> q = linear(xn, layer.q_proj), k = linear(xn, layer.k_proj),
+                        v = linear(xn, layer.v_proj);
     rope_ref(q.data(), rows, shape.q_dim(), shape.heads, 0, rope);
     rope_ref(k.data(), rows, shape.kv_dim(), shape.kv_heads, 0, rope);
     std::vector<double> attended(q.size());
@@ -138,11 +147,14 @@ template <typename A, typename B>
 double max_abs_diff(const A& a, const B& b) {
   EXPECT_EQ(a.size(), b.size());
   double m = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+    m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
   return m;
 }
 
-std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
+std::vector<float> copy(std::span<const float> s) {
+  return {s.begin(), s.end()};
+}
 
 struct Case {
   const char* name;
@@ -168,7 +180,8 @@ TEST(Session, MatchesDoubleReferenceForward) {
     const std::vector<float> logits = copy(session.eval(ids, /*all_logits=*/true));
     const double diff = max_abs_diff(logits, reference_forward(*model, ids));
     EXPECT_LE(diff, kVsDoubleTolerance) << tc.name;
-    std::printf("[session] %-22s fp32 forward vs double reference: max |dlogit| = %.3g\n", tc.name, diff);
+    std::printf("[session] %-22s fp32 forward vs double reference: max |dlogit| = %.3g\n", tc.name,
+                diff);
   }
 }
 
@@ -209,8 +222,8 @@ TEST(Session, BatchIncrementalAndChunkedAgree) {
     const std::vector<float> last_of_all(all.end() - vocab, all.end());
     const double last_diff = max_abs_diff(last, last_of_all);
     EXPECT_LE(last_diff, kPathTolerance) << tc.name;
-    std::printf("[session] %-22s batch vs one-at-a-time %.3g, vs chunked %.3g, last-only %.3g\n", tc.name, step_diff,
-                chunk_diff, last_diff);
+    std::printf("[session] %-22s batch vs one-at-a-time %.3g, vs chunked %.3g, last-only %.3g\n",
+                tc.name, step_diff, chunk_diff, last_diff);
   }
 }
 
@@ -245,7 +258,8 @@ TEST(Session, RewindRecomputesTheSameLogits) {
   session.rewind(11);
   const int other = (ids[11] + 1) % tc.config.vocab_size;
   const std::vector<float> changed = copy(session.eval(std::span<const int>(&other, 1), false));
-  EXPECT_GT(max_abs_diff(changed, std::vector<float>(all.end() - tc.config.vocab_size, all.end())), 1e-3);
+  EXPECT_GT(max_abs_diff(changed, std::vector<float>(all.end() - tc.config.vocab_size, all.end())),
+            1e-3);
   session.reset();
   EXPECT_EQ(session.pos(), 0);
 }
@@ -259,15 +273,17 @@ TEST(Session, ActivationTraceNamesShapesAndValues) {
   std::vector<std::string> names;
   std::vector<int64_t> row_counts;
   std::vector<float> last_norm;
-  session.set_activation_trace([&](const std::string& name, int64_t rows, int64_t cols, const float* data) {
-    EXPECT_EQ(cols, tc.config.hidden_size) << name;
-    names.push_back(name);
-    row_counts.push_back(rows);
-    if (name == "norm") last_norm.assign(data, data + rows * cols);
-  });
+  session.set_activation_trace(
+      [&](const std::string& name, int64_t rows, int64_t cols, const float* data) {
+        EXPECT_EQ(cols, tc.config.hidden_size) << name;
+        names.push_back(name);
+        row_counts.push_back(rows);
+        if (name == "norm") last_norm.assign(data, data + rows * cols);
+      });
   session.eval(ids, /*all_logits=*/false);
-  const std::vector<std::string> per_chunk = {"embed", "layers.0.attention_residual", "layers.0.output",
-                                              "layers.1.attention_residual", "layers.1.output"};
+  const std::vector<std::string> per_chunk = {"embed", "layers.0.attention_residual",
+                                              "layers.0.output", "layers.1.attention_residual",
+                                              "layers.1.output"};
   std::vector<std::string> expected = per_chunk;  // chunk 1 computes no logits: no "norm"
   expected.insert(expected.end(), per_chunk.begin(), per_chunk.end());
   expected.push_back("norm");
@@ -276,8 +292,10 @@ TEST(Session, ActivationTraceNamesShapesAndValues) {
   EXPECT_EQ(row_counts.back(), 1);  // the last row only, as its logits are all that is asked for
   // The traced "norm" row is what lm_head multiplies: times lm_head (in double) it gives the
   // logits that the same position produces when evaluated again after a rewind.
-  std::vector<double> norm_d(last_norm.begin(), last_norm.end()), logits(static_cast<size_t>(tc.config.vocab_size));
-  matmul_ref<double>(norm_d.data(), 1, model->weights().lm_head, 0, tc.config.vocab_size, logits.data());
+  std::vector<double> norm_d(last_norm.begin(), last_norm.end()),
+      logits(static_cast<size_t>(tc.config.vocab_size));
+  matmul_ref<double>(norm_d.data(), 1, model->weights().lm_head, 0, tc.config.vocab_size,
+                     logits.data());
   session.set_activation_trace({});
   session.rewind(4);
   const std::vector<float> again = copy(session.eval(std::span<const int>(ids).subspan(4), false));
@@ -291,7 +309,8 @@ void expect_error(F&& f, std::initializer_list<const char*> fragments) {
     f();
     ADD_FAILURE() << "expected tulu::Error";
   } catch (const Error& e) {
-    for (const char* fragment : fragments) EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    for (const char* fragment : fragments)
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
   }
 }
 
@@ -300,7 +319,8 @@ TEST(Session, BadInputsAreErrorsAndLeaveTheSessionUnchanged) {
   const Case tc = cases()[0];
   auto model = random_model(tc.config, tc.dtype, 9);
   Session session(*model, 4, pool);
-  const std::vector<int> negative = {1, -1}, too_big = {1, 300}, five = {1, 2, 3, 4, 5}, three = {1, 2, 3};
+  const std::vector<int> negative = {1, -1}, too_big = {1, 300}, five = {1, 2, 3, 4, 5},
+                         three = {1, 2, 3};
   expect_error([&] { session.eval(negative, true); }, {"token id -1", "[0, 300)"});
   expect_error([&] { session.eval(too_big, true); }, {"token id 300", "input position 1"});
   expect_error([&] { session.eval(five, true); }, {"5 new tokens", "capacity of 4"});
