@@ -1,9 +1,11 @@
 // tokenizer.json (Hugging Face tokenizers) → PieceTokenizer. Only what Llama tokenizers use
 // is accepted: model BPE (byte_fallback, fuse_unk, ignore_merges), normalizer Prepend /
-// Replace(String) or a Sequence of them, no pre_tokenizer, the Llama decoder, and a
+// Replace(String) or a Sequence of them (legacy Llama files), or no normalizer and a
+// Metaspace pre-tokenizer (files converted with legacy: false), the Llama decoder, and a
 // TemplateProcessing post-processor of the form [special?] A [special?]. Anything else is
 // refused with the file and field named, never silently approximated.
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "core/file_io.h"
@@ -23,12 +25,22 @@ struct NormalizerStep {
   std::string replacement;  // Replace only
 };
 
+// tokenizers' Metaspace pre-tokenizer: spaces → replacement, then the replacement is
+// prepended (always / only to the segment at the start of the input / never) unless the
+// text already starts with it; split=true cuts before every replacement character.
+struct Metaspace {
+  enum class Prepend { Always, First, Never };
+  std::string replacement;
+  Prepend prepend = Prepend::Always;
+  bool split = true;
+};
+
 class JsonBpeEncoder final : public SegmentEncoder {
  public:
-  JsonBpeEncoder(std::vector<NormalizerStep> steps, BpeModel model)
-      : steps_(std::move(steps)), model_(std::move(model)) {}
+  JsonBpeEncoder(std::vector<NormalizerStep> steps, std::optional<Metaspace> metaspace, BpeModel model)
+      : steps_(std::move(steps)), metaspace_(std::move(metaspace)), model_(std::move(model)) {}
 
-  void encode(std::string_view segment, std::vector<int>& ids) const override {
+  void encode(std::string_view segment, bool at_text_start, std::vector<int>& ids) const override {
     std::string text(segment);
     for (const NormalizerStep& step : steps_) {
       if (step.kind == NormalizerStep::Kind::Prepend) {
@@ -37,7 +49,26 @@ class JsonBpeEncoder final : public SegmentEncoder {
         text = replace_all(text, step.text, step.replacement);
       }
     }
-    model_.encode_word(text, ids);
+    if (!metaspace_) {
+      model_.encode_word(text, ids);  // no pre-tokenizer: the whole segment is one word
+      return;
+    }
+    const std::string& mark = metaspace_->replacement;
+    text = replace_all(text, " ", mark);
+    const bool prepend = metaspace_->prepend == Metaspace::Prepend::Always ||
+                         (metaspace_->prepend == Metaspace::Prepend::First && at_text_start);
+    if (prepend && !text.starts_with(mark)) text.insert(0, mark);
+    if (!metaspace_->split) {
+      model_.encode_word(text, ids);
+      return;
+    }
+    size_t start = 0;  // words: each replacement character begins a new one
+    while (start < text.size()) {
+      size_t next = text.find(mark, start + 1);
+      if (next == std::string::npos) next = text.size();
+      model_.encode_word(std::string_view(text).substr(start, next - start), ids);
+      start = next;
+    }
   }
 
  private:
@@ -58,6 +89,7 @@ class JsonBpeEncoder final : public SegmentEncoder {
   }
 
   std::vector<NormalizerStep> steps_;
+  std::optional<Metaspace> metaspace_;
   BpeModel model_;
 };
 
@@ -94,6 +126,34 @@ void parse_normalizer(const Json& node, const Where& where, const std::string& f
     fail(where.at(field + ".type"), ": normalizer '", type,
          "' is not supported (supported: Sequence, Prepend, Replace)");
   }
+}
+
+std::optional<Metaspace> parse_pre_tokenizer(const Json& node, const Where& where) {
+  if (node.is_null()) return std::nullopt;
+  TULU_CHECK(node.is_object(), where.at("pre_tokenizer"), ": expected an object");
+  const std::string type = json_string(node, "type", where.at("pre_tokenizer"));
+  TULU_CHECK(type == "Metaspace", where.at("pre_tokenizer.type"), ": '", type,
+             "' is not supported (only none or Metaspace, as Llama tokenizer.json files use)");
+  Metaspace m;
+  m.replacement = json_string(node, "replacement", where.at("pre_tokenizer"));
+  TULU_CHECK(m.replacement == piece_decoding::kMetaspace, where.at("pre_tokenizer.replacement"),
+             ": only \"\u2581\" is supported (the Llama decoder turns it back into spaces)");
+  m.split = json_opt_bool(node, "split", where.at("pre_tokenizer")).value_or(true);
+  if (const auto scheme = json_opt_string(node, "prepend_scheme", where.at("pre_tokenizer"))) {
+    if (*scheme == "always") {
+      m.prepend = Metaspace::Prepend::Always;
+    } else if (*scheme == "first") {
+      m.prepend = Metaspace::Prepend::First;
+    } else if (*scheme == "never") {
+      m.prepend = Metaspace::Prepend::Never;
+    } else {
+      fail(where.at("pre_tokenizer.prepend_scheme"), ": '", *scheme, "' (expected always, first or never)");
+    }
+  } else {  // older files: add_prefix_space
+    const bool add = json_opt_bool(node, "add_prefix_space", where.at("pre_tokenizer")).value_or(true);
+    m.prepend = add ? Metaspace::Prepend::Always : Metaspace::Prepend::Never;
+  }
+  return m;
 }
 
 // The decoder must be the Llama one; our decode implements exactly it.
@@ -242,10 +302,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
 
   std::vector<NormalizerStep> steps;
   if (root.contains("normalizer")) parse_normalizer(root["normalizer"], where, "normalizer", steps);
-  if (root.contains("pre_tokenizer") && !root["pre_tokenizer"].is_null()) {
-    fail(where.at("pre_tokenizer"), ": pre-tokenizers are not supported (Llama tokenizer.json "
-         "has none), got ", json_preview(root["pre_tokenizer"]));
-  }
+  std::optional<Metaspace> metaspace = parse_pre_tokenizer(root.value("pre_tokenizer", Json()), where);
   TULU_CHECK(root.contains("decoder"), where.at("decoder"), ": missing");
   check_decoder(root["decoder"], where);
   const PostProcessorTokens post = parse_post_processor(root.value("post_processor", Json()), where);
@@ -311,7 +368,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
   parts.add_eos = config && config->add_eos_token ? *config->add_eos_token : post.trailing.has_value();
   parts.pieces = std::move(pieces);
   parts.added_tokens = std::move(added);
-  parts.encoder = std::make_unique<JsonBpeEncoder>(std::move(steps),
+  parts.encoder = std::make_unique<JsonBpeEncoder>(std::move(steps), std::move(metaspace),
                                                    BpeModel(std::move(vocab), merges, options));
   return std::make_unique<PieceTokenizer>(std::move(parts));
 }

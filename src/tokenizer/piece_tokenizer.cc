@@ -51,7 +51,7 @@ std::vector<int> PieceTokenizer::encode(std::string_view text, bool add_bos) con
     if (segment.token_id >= 0) {
       ids.push_back(segment.token_id);
     } else {
-      encoder_->encode(segment.text, ids);
+      encoder_->encode(segment.text, segment.text.data() == text.data(), ids);
     }
   }
   if (add_bos && add_eos_) ids.push_back(eos_id_);

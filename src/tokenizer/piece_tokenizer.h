@@ -17,8 +17,9 @@ namespace tulu {
 class SegmentEncoder {
  public:
   virtual ~SegmentEncoder() = default;
-  // Appends the ids of `segment` (valid UTF-8, non-empty).
-  virtual void encode(std::string_view segment, std::vector<int>& ids) const = 0;
+  // Appends the ids of `segment` (valid UTF-8, non-empty). at_text_start: the segment
+  // begins at offset 0 of the whole input (Metaspace's prepend_scheme "first" needs it).
+  virtual void encode(std::string_view segment, bool at_text_start, std::vector<int>& ids) const = 0;
 };
 
 struct PieceTokenizerParts {

@@ -22,7 +22,7 @@ class SentencePieceEncoder final : public SegmentEncoder {
                        std::string path)
       : processor_(std::move(processor)), path_(std::move(path)) {}
 
-  void encode(std::string_view segment, std::vector<int>& ids) const override {
+  void encode(std::string_view segment, bool /*at_text_start*/, std::vector<int>& ids) const override {
     std::vector<int> piece_ids;
     const auto status = processor_->Encode(segment, &piece_ids);
     TULU_CHECK(status.ok(), path_, ": SentencePiece failed to encode text: ", status.ToString());
