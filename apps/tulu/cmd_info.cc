@@ -67,9 +67,10 @@ Json build_info(const LlamaModel& model, const std::string& dir) {
   info["ignored_tensors"] = model.store().size() - tensors.size();
   info["weight_bytes"] = weight_bytes;
   // The KV cache holds fp32 keys and values for every layer and position (see session.h).
-  const uint64_t kv_bytes = 2ull * static_cast<uint64_t>(c.num_hidden_layers) *
-                            static_cast<uint64_t>(c.max_position_embeddings) * static_cast<uint64_t>(c.kv_dim()) *
-                            sizeof(float);
+  uint64_t kv_bytes = 2ull * sizeof(float);
+  for (uint64_t factor : {uint64_t(c.num_hidden_layers), uint64_t(c.max_position_embeddings), uint64_t(c.kv_dim())}) {
+    TULU_CHECK(!__builtin_mul_overflow(kv_bytes, factor, &kv_bytes), dir, ": the KV cache size overflows 64 bits");
+  }
   info["max_context"] = c.max_position_embeddings;
   info["kv_cache_bytes_at_max_context"] = kv_bytes;
 

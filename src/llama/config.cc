@@ -13,6 +13,9 @@ namespace {
 // Sizes above this are certainly a corrupt file; the limit also keeps every product of two
 // sizes far from int64 overflow.
 constexpr int64_t kMaxDimension = int64_t{1} << 24;
+// 1e15 parameters (the largest models are ~1e12) and 65536 layers (they have ~130).
+constexpr double kMaxParameters = 1e15;
+constexpr int kMaxLayers = 1 << 16;
 
 int positive_int(const Json& json, const std::string& key, const std::string& source) {
   const int64_t v = json_int(json, key, source);
@@ -93,7 +96,20 @@ LlamaConfig parse_llama_config(const Json& json, const std::string& source) {
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   TULU_CHECK(c.head_dim % 2 == 0, source, ": head_dim ", c.head_dim, " must be even for rotary embeddings");
+  // q_dim()/kv_dim() are ints: keep heads × head_dim in range.
+  TULU_CHECK(int64_t{c.num_attention_heads} * c.head_dim <= kMaxDimension, source, ": num_attention_heads × head_dim = ",
+             int64_t{c.num_attention_heads} * c.head_dim, " exceeds ", kMaxDimension);
   c.vocab_size = positive_int(json, "vocab_size", source);
+  // Bound the whole model so that every count and byte size derived from it (parameter
+  // counts, tensor sizes, the registry's length) fits comfortably in 64 bits.
+  {
+    const double h = c.hidden_size, q = double(c.num_attention_heads) * c.head_dim,
+                 kv = double(c.num_key_value_heads) * c.head_dim;
+    const double per_layer = h * (q + 2 * kv) + q * h + 3.0 * h * c.intermediate_size;
+    const double params = 2.0 * c.vocab_size * h + c.num_hidden_layers * per_layer;
+    TULU_CHECK(params <= kMaxParameters && c.num_hidden_layers <= kMaxLayers, source,
+               ": implausible model size (", params, " parameters, ", c.num_hidden_layers, " layers)");
+  }
   c.rms_norm_eps = positive_number(json, "rms_norm_eps", 1e-6, source);
   c.rope_theta = positive_number(json, "rope_theta", 10000.0, source);
   c.rope_scaling = parse_rope_scaling(json, source);

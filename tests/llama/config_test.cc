@@ -136,6 +136,8 @@ TEST(ConfigTest, EveryBadValueIsNamed) {
       {"pad_token_id", 40000, "pad_token_id"},
       {"head_dim", 0, "head_dim"},
       {"head_dim", 127, "head_dim"},
+      {"head_dim", 1 << 20, "head_dim"},                  // 64 heads × 2^20 overflows the int q_dim
+      {"num_hidden_layers", 100000, "implausible"},       // 9 registry entries per layer
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(std::string(c.key) + " = " + c.value.dump());
@@ -144,6 +146,11 @@ TEST(ConfigTest, EveryBadValueIsNamed) {
     expect_error([&] { parse(json); }, {"config.json", c.fragment});
   }
   expect_error([&] { parse(Json::array()); }, {"config.json", "object"});
+  // Each size is allowed alone, but together they would overflow the counts derived later.
+  Json huge = tulu2_70b_config();
+  huge["hidden_size"] = 1 << 24;
+  huge["intermediate_size"] = 1 << 24;
+  expect_error([&] { parse(huge); }, {"config.json", "implausible model size"});
 }
 
 TEST(ConfigTest, WrittenJsonParsesBackToTheSameConfig) {
