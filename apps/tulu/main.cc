@@ -55,7 +55,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help / --version exit 0; every real parse error (unknown flag, bad value) exits 2.
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
   }
 
   for (auto& [sub, run] : runs) {
