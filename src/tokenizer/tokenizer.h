@@ -1,6 +1,7 @@
 // Llama tokenizers, identical to Hugging Face LlamaTokenizerFast / SentencePiece:
 //  * tokenizer.json: BPE with byte fallback, the Llama normalizer (prepend "▁", spaces →
 //    "▁"), added/special tokens split out of the text before normalization (legacy: true);
+//    also the Metaspace pre-tokenizer form that transformers writes for legacy: false;
 //  * tokenizer.model: SentencePiece protobuf (through libsentencepiece), with the same
 //    special-token splitting so that both give the same ids.
 // Immutable after load; safe to share across threads.
