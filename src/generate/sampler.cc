@@ -1,9 +1,8 @@
 // Sampling: see sampler.h for the semantics (Hugging Face's logits processors).
 //
 // Cost: O(vocab) for the penalty, temperature and softmax weights; top-k selects with
-// nth_element and sorts only the ≈ k survivors; top-p sorts a growing prefix (64, 512, …)
-// with partial_sort until it holds the probability mass top_p, so a peaked distribution
-// never sorts the whole vocabulary.
+// nth_element and sorts only the ≈ k survivors; top-p finds its cut by quickselect
+// (expected O(vocab)), so the vocabulary is never fully sorted.
 #include "generate/sampler.h"
 
 #include <algorithm>
@@ -143,34 +142,51 @@ size_t Sampler::filter(std::span<float> logits, std::span<const int> history) {
 }
 
 size_t Sampler::apply_top_p(std::span<const float> logits, size_t count, size_t sorted_count) {
-  // torch compares its float32 cumulative sums with 1 - top_p rounded to float32.
+  // Token r (in MoreProbable order) has ascending cumulative probability 1 - (mass above r);
+  // HF drops it when that is <= 1 - top_p (both float32 in torch), except the top token.
+  // keep(r) only ever turns from true to false as r grows, so the kept tokens are a top
+  // segment, found here by quickselect on that predicate: expected O(count), no full sort.
   const float threshold = static_cast<float>(1.0 - params_.top_p);
+  const double total = total_weight_;
+  auto keep = [&](size_t rank, double above) {
+    return rank == 0 || static_cast<float>((total - above) / total) > threshold;
+  };
   const MoreProbable more_probable{logits.data()};
-  size_t prefix = std::min<size_t>(count, 64);
-  for (;;) {
-    prefix = std::max(prefix, std::min(sorted_count, count));
-    if (sorted_count < prefix) {  // order_[0, sorted_count) already holds the largest
-      std::partial_sort(order_.begin() + static_cast<ptrdiff_t>(sorted_count),
-                        order_.begin() + static_cast<ptrdiff_t>(prefix),
-                        order_.begin() + static_cast<ptrdiff_t>(count), more_probable);
-      sorted_count = prefix;
+  auto at = [&](size_t i) { return order_.begin() + static_cast<ptrdiff_t>(i); };
+
+  // Invariant: order_[0, lo) are kept (mass `above`), order_[hi, count) are dropped, and
+  // every id in [lo, hi) is less probable than those before and more than those after.
+  size_t lo = 0, hi = count;
+  double above = 0.0;
+  if (sorted_count < count) {
+    while (hi - lo > 32) {
+      // Median of three as the pivot, moved to the front of the range.
+      const size_t mid = lo + (hi - lo) / 2;
+      if (more_probable(order_[mid], order_[lo])) std::iter_swap(at(mid), at(lo));
+      if (more_probable(order_[hi - 1], order_[lo])) std::iter_swap(at(hi - 1), at(lo));
+      if (more_probable(order_[hi - 1], order_[mid])) std::iter_swap(at(hi - 1), at(mid));
+      std::iter_swap(at(lo), at(mid));  // the median of the three
+      const int pivot = order_[lo];
+      const auto split = std::partition(at(lo + 1), at(hi),
+                                        [&](int id) { return more_probable(id, pivot); });
+      const auto pivot_rank = static_cast<size_t>(split - order_.begin()) - 1;
+      std::rotate(at(lo), at(lo + 1), split);  // pivot lands at pivot_rank
+      double mass_before_pivot = above;
+      for (size_t i = lo; i < pivot_rank; ++i) mass_before_pivot += weights_[order_[i]];
+      if (keep(pivot_rank, mass_before_pivot)) {
+        lo = pivot_rank + 1;
+        above = mass_before_pivot + weights_[pivot];
+      } else {
+        hi = pivot_rank;
+      }
     }
-    // Walking from the most probable: token r's ascending cumulative probability is the
-    // mass of itself and everything below it, 1 - (mass above r).
-    double above = 0.0;
-    size_t keep = 0;
-    for (; keep < prefix; ++keep) {
-      const auto cumulative = static_cast<float>((total_weight_ - above) / total_weight_);
-      if (keep > 0 && cumulative <= threshold) break;
-      above += weights_[order_[keep]];
-    }
-    if (keep < prefix || prefix == count) {
-      for (size_t i = keep; i < count; ++i) weights_[order_[i]] = 0.0;
-      total_weight_ = above;
-      return keep;
-    }
-    prefix = std::min(count, prefix * 8);
+    std::sort(at(lo), at(hi), more_probable);
   }
+  // Walk the sorted remainder rank by rank.
+  for (; lo < hi && keep(lo, above); ++lo) above += weights_[order_[lo]];
+  for (size_t i = lo; i < count; ++i) weights_[order_[i]] = 0.0;
+  total_weight_ = above;
+  return lo;
 }
 
 int Sampler::sample(std::span<float> logits, std::span<const int> history) {

@@ -64,7 +64,8 @@ class Sampler {
   // exp(score − max score) in weights_[id]; returns count and sets total_weight_.
   size_t filter(std::span<float> logits, std::span<const int> history);
   void apply_repetition_penalty(std::span<float> logits, std::span<const int> history);
-  // Top-p over order_[0, count) (see the header comment); returns the new count.
+  // Top-p over order_[0, count) (see the header comment); order_[0, sorted_count) is
+  // already sorted most probable first. Returns the new count (the kept ids first).
   size_t apply_top_p(std::span<const float> logits, size_t count, size_t sorted_count);
 
   SamplingParams params_;
