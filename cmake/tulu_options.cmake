@@ -3,7 +3,10 @@
 add_library(tulu_build_options INTERFACE)
 target_compile_options(tulu_build_options INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused
-  -Woverloaded-virtual -Wnull-dereference -Wformat=2 -Wimplicit-fallthrough)
+  -Woverloaded-virtual -Wnull-dereference -Wformat=2 -Wimplicit-fallthrough
+  # No implicit multiply-add fusion: the same scalar code gives the same bits on every CPU
+  # target (SIMD kernels use explicit MulAdd where they want it).
+  -ffp-contract=off)
 if(TULU_WERROR)
   target_compile_options(tulu_build_options INTERFACE -Werror)
 endif()
