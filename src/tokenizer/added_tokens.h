@@ -16,6 +16,10 @@ struct AddedToken {
   bool special = false;  // skipped by decode(skip_special=true)
   bool lstrip = false;   // the match swallows whitespace on its left
   bool rstrip = false;   // ... and on its right
+  // As written in the file. The splitter always matches on the raw text; loaders decide
+  // what they accept (tokenizer.json: neither flag; tokenizer_config.json: see there).
+  bool normalized = false;
+  bool single_word = false;
 };
 
 // A piece of the input: either an added token (token_id >= 0) or plain text to normalize

@@ -35,20 +35,63 @@ struct Metaspace {
   bool split = true;
 };
 
+std::string replace_all(const std::string& text, const std::string& pattern,
+                        const std::string& replacement) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 2);
+  size_t pos = 0;
+  while (true) {
+    const size_t hit = text.find(pattern, pos);
+    if (hit == std::string::npos) break;
+    out.append(text, pos, hit - pos);
+    out += replacement;
+    pos = hit + pattern.size();
+  }
+  out.append(text, pos, std::string::npos);
+  return out;
+}
+
+std::string normalize(std::string text, const std::vector<NormalizerStep>& steps) {
+  for (const NormalizerStep& step : steps) {
+    if (step.kind == NormalizerStep::Kind::Prepend) {
+      if (!text.empty()) text.insert(0, step.text);  // HF prepends to non-empty text only
+    } else {
+      text = replace_all(text, step.text, step.replacement);
+    }
+  }
+  return text;
+}
+
+// What tokenizers does with a stretch of text between non-normalized added tokens:
+// normalize it, split out the normalized added tokens (matched in the normalized text
+// against their normalized content — with the Llama normalizer "<x>" only matches as
+// "▁<x>"), pre-tokenize the rest (Metaspace, if any) and run BPE on each word.
 class JsonBpeEncoder final : public SegmentEncoder {
  public:
-  JsonBpeEncoder(std::vector<NormalizerStep> steps, std::optional<Metaspace> metaspace, BpeModel model)
-      : steps_(std::move(steps)), metaspace_(std::move(metaspace)), model_(std::move(model)) {}
+  JsonBpeEncoder(std::vector<NormalizerStep> steps, AddedTokenSplitter normalized_tokens,
+                 std::optional<Metaspace> metaspace, BpeModel model)
+      : steps_(std::move(steps)),
+        normalized_tokens_(std::move(normalized_tokens)),
+        metaspace_(std::move(metaspace)),
+        model_(std::move(model)) {}
 
   void encode(std::string_view segment, bool at_text_start, std::vector<int>& ids) const override {
-    std::string text(segment);
-    for (const NormalizerStep& step : steps_) {
-      if (step.kind == NormalizerStep::Kind::Prepend) {
-        if (!text.empty()) text.insert(0, step.text);  // HF prepends to non-empty text only
+    const std::string text = normalize(std::string(segment), steps_);
+    if (normalized_tokens_.tokens().empty()) {
+      pre_tokenize_and_encode(text, at_text_start, ids);
+      return;
+    }
+    for (const TextSegment& piece : normalized_tokens_.split(text)) {
+      if (piece.token_id >= 0) {
+        ids.push_back(piece.token_id);
       } else {
-        text = replace_all(text, step.text, step.replacement);
+        pre_tokenize_and_encode(std::string(piece.text), at_text_start && piece.text.data() == text.data(), ids);
       }
     }
+  }
+
+ private:
+  void pre_tokenize_and_encode(std::string text, bool at_text_start, std::vector<int>& ids) const {
     if (!metaspace_) {
       model_.encode_word(text, ids);  // no pre-tokenizer: the whole segment is one word
       return;
@@ -71,24 +114,8 @@ class JsonBpeEncoder final : public SegmentEncoder {
     }
   }
 
- private:
-  static std::string replace_all(const std::string& text, const std::string& pattern,
-                                 const std::string& replacement) {
-    std::string out;
-    out.reserve(text.size() + text.size() / 2);
-    size_t pos = 0;
-    while (true) {
-      const size_t hit = text.find(pattern, pos);
-      if (hit == std::string::npos) break;
-      out.append(text, pos, hit - pos);
-      out += replacement;
-      pos = hit + pattern.size();
-    }
-    out.append(text, pos, std::string::npos);
-    return out;
-  }
-
   std::vector<NormalizerStep> steps_;
+  AddedTokenSplitter normalized_tokens_;
   std::optional<Metaspace> metaspace_;
   BpeModel model_;
 };
@@ -324,8 +351,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
       token.rstrip = json_opt_bool(entry, "rstrip", at).value_or(false);
       TULU_CHECK(!json_opt_bool(entry, "single_word", at).value_or(false), at,
                  ": single_word added tokens are not supported");
-      TULU_CHECK(!json_opt_bool(entry, "normalized", at).value_or(false), at,
-                 ": normalized added tokens are not supported (only normalized: false)");
+      token.normalized = json_opt_bool(entry, "normalized", at).value_or(false);
       TULU_CHECK(token.id >= 0 && token.id < (1 << 24), at, ": id ", token.id, " out of range");
       if (token.id >= static_cast<int>(pieces.size())) extra[token.id] = token.content;
       added.push_back(std::move(token));
@@ -368,8 +394,16 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
   parts.add_eos = config && config->add_eos_token ? *config->add_eos_token : post.trailing.has_value();
   parts.pieces = std::move(pieces);
   parts.added_tokens = std::move(added);
-  parts.encoder = std::make_unique<JsonBpeEncoder>(std::move(steps), std::move(metaspace),
-                                                   BpeModel(std::move(vocab), merges, options));
+  // Normalized added tokens are matched after normalization, on their normalized content.
+  std::vector<AddedToken> normalized_tokens;
+  for (const AddedToken& token : parts.added_tokens) {
+    if (!token.normalized) continue;
+    AddedToken copy = token;
+    copy.content = normalize(token.content, steps);
+    normalized_tokens.push_back(std::move(copy));
+  }
+  parts.encoder = std::make_unique<JsonBpeEncoder>(std::move(steps), AddedTokenSplitter(std::move(normalized_tokens)),
+                                                   std::move(metaspace), BpeModel(std::move(vocab), merges, options));
   return std::make_unique<PieceTokenizer>(std::move(parts));
 }
 

@@ -38,7 +38,12 @@ PieceTokenizer::PieceTokenizer(PieceTokenizerParts parts)
     decoded_pieces_.push_back(piece_decoding::replace_metaspace(piece));
     byte_values_.push_back(piece_decoding::byte_fallback_value(decoded_pieces_.back()));
   }
-  splitter_ = AddedTokenSplitter(std::move(parts.added_tokens));
+  // Normalized added tokens are the encoder's business (matched after normalization).
+  std::vector<AddedToken> raw_tokens;
+  for (AddedToken& token : parts.added_tokens) {
+    if (!token.normalized) raw_tokens.push_back(std::move(token));
+  }
+  splitter_ = AddedTokenSplitter(std::move(raw_tokens));
 }
 
 std::vector<int> PieceTokenizer::encode(std::string_view text, bool add_bos) const {

@@ -25,7 +25,7 @@ class SegmentEncoder {
 struct PieceTokenizerParts {
   std::string source;               // file the tokenizer came from, for messages
   std::vector<std::string> pieces;  // id → piece; its size is vocab_size()
-  std::vector<AddedToken> added_tokens;
+  std::vector<AddedToken> added_tokens;  // split from the raw text unless `normalized`
   int bos_id = -1;                  // -1: none
   int eos_id = -1;
   int unk_id = -1;

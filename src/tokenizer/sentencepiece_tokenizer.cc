@@ -67,22 +67,28 @@ std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& path,
   }
   if (config) {
     // added_tokens_decoder entries: override the flags of model pieces, or extend the vocabulary.
+    // They are matched on the raw text whatever their `normalized` flag, as transformers' slow
+    // LlamaTokenizer does (its trie ignores the flag); single_word is not implemented.
     for (const AddedToken& token : config->added_tokens) {
+      TULU_CHECK(!token.single_word, config->path, ": added token '", token.content,
+                 "': single_word added tokens are not supported");
+      AddedToken raw = token;
+      raw.normalized = false;
       if (token.id < static_cast<int>(parts.pieces.size())) {
         TULU_CHECK(parts.pieces[token.id] == token.content, config->path, ": added token ",
                    token.id, " is '", token.content, "' but ", path, " has '",
                    parts.pieces[token.id], "' there");
         bool replaced = false;
         for (AddedToken& existing : added) {
-          if (existing.id == token.id) existing = token, replaced = true;
+          if (existing.id == raw.id) existing = raw, replaced = true;
         }
-        if (!replaced) added.push_back(token);
+        if (!replaced) added.push_back(raw);
       } else {
         TULU_CHECK(token.id == static_cast<int>(parts.pieces.size()), config->path,
                    ": added token '", token.content, "' has id ", token.id,
                    " but the vocabulary ends at ", parts.pieces.size(), " (ids must be contiguous)");
         parts.pieces.push_back(token.content);
-        added.push_back(token);
+        added.push_back(raw);
       }
     }
   }

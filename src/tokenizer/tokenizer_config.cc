@@ -56,10 +56,8 @@ TokenizerConfig read_tokenizer_config(const std::string& path) {
       token.special = json_opt_bool(entry, "special", where).value_or(false);
       token.lstrip = json_opt_bool(entry, "lstrip", where).value_or(false);
       token.rstrip = json_opt_bool(entry, "rstrip", where).value_or(false);
-      TULU_CHECK(!json_opt_bool(entry, "single_word", where).value_or(false), where,
-                 ": single_word added tokens are not supported");
-      TULU_CHECK(!json_opt_bool(entry, "normalized", where).value_or(false), where,
-                 ": normalized added tokens are not supported (only normalized: false)");
+      token.single_word = json_opt_bool(entry, "single_word", where).value_or(false);
+      token.normalized = json_opt_bool(entry, "normalized", where).value_or(false);
       result.added_tokens.push_back(std::move(token));
     }
     std::sort(result.added_tokens.begin(), result.added_tokens.end(),

@@ -17,7 +17,7 @@ struct TokenizerConfig {
   std::optional<std::string> bos_token;
   std::optional<std::string> eos_token;
   std::optional<std::string> unk_token;
-  std::vector<AddedToken> added_tokens;  // added_tokens_decoder, by id
+  std::vector<AddedToken> added_tokens;  // added_tokens_decoder, by id (flags as written)
   std::optional<std::string> chat_template;
 };
 

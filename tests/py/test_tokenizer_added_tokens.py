@@ -2,7 +2,12 @@
 tags, an lstrip token): tokenizer.json with them in added_tokens, and tokenizer.model with
 them in tokenizer_config.json's added_tokens_decoder. Both loaders against HF tokenizers
 (npm) on the extended tokenizer.json and against Python SentencePiece with the same
-splitting; decode of random ids over the extended vocabulary against npm."""
+splitting; decode of random ids over the extended vocabulary against npm.
+Then a "normalized": true token (what tokenizer.add_tokens() writes for non-special
+tokens), where Hugging Face's two tokenizers differ: tokenizers matches it after
+normalization against its normalized content ("▁<|tool|>"), the slow tokenizer on the raw
+text. The JSON loader is checked against npm, the tokenizer.model loader against
+SentencePiece with raw splitting (the slow tokenizer)."""
 import json
 import os
 import random
@@ -19,6 +24,41 @@ EXTRA = [  # content, id, special, lstrip
     ("<|im_end|>", 32002, True, False),
     ("<mask>", 32003, True, True),
 ]
+
+
+def check_normalized_token(tulu, tmp, tokenizer, config, texts):
+    entry = {"content": "<|tool|>", "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": True, "special": False}
+    tokenizer = dict(tokenizer, added_tokens=tokenizer["added_tokens"] + [dict(entry, id=32004)])
+    config = dict(config, added_tokens_decoder=dict(config["added_tokens_decoder"], **{"32004": entry}))
+    json_dir, sp_dir = os.path.join(tmp, "normalized_json"), os.path.join(tmp, "normalized_sp")
+    os.makedirs(json_dir)
+    os.makedirs(sp_dir)
+    json_path = os.path.join(json_dir, "tokenizer.json")
+    json.dump(tokenizer, open(json_path, "w", encoding="utf-8"), ensure_ascii=False)
+    for d in (json_dir, sp_dir):
+        json.dump(config, open(os.path.join(d, "tokenizer_config.json"), "w"), ensure_ascii=False)
+    shutil.copy(os.path.join(LLAMA2_DIR, "tokenizer.model"), sp_dir)
+    texts = texts[:100] + ["<|tool|>", "a<|tool|>b", "a <|tool|> b", "<pad><|tool|>", "x  <|tool|><|tool|>",
+                           "<s> <|tool|>", "<|tool|>\n<|tool|>", "<|tool|", "</s><|tool|>"]
+    cases = [(t, True) for t in texts]
+    requests = [{"text": t, "add_bos": b} for t, b in cases]
+    ok = True
+    node = run_node_reference(json_path, [{"encode": t, "add_special": b} for t, b in cases])
+    if node is not None:
+        got = run_tulu_jsonl(tulu, "tokenize", json_dir, requests)
+        bad = [(repr(t[:50]), "want", w["ids"][:12], "got", g["ids"][:12])
+               for (t, b), w, g in zip(cases, node, got) if w["ids"] != g["ids"]]
+        ok &= report_mismatches("encode with a normalized added token [json loader] vs HF tokenizers (npm)",
+                                bad, len(cases))
+    sp_ref = SentencePieceLegacyReference(os.path.join(LLAMA2_DIR, "tokenizer.model"),
+                                          [(c, i, lstrip) for c, i, _, lstrip in EXTRA] + [("<|tool|>", 32004, False)])
+    got = run_tulu_jsonl(tulu, "tokenize", sp_dir, requests)
+    bad = [(repr(t[:50]), "want", sp_ref.encode(t, b)[:12], "got", g["ids"][:12])
+           for (t, b), g in zip(cases, got) if g["ids"] != sp_ref.encode(t, b)]
+    ok &= report_mismatches("encode with a normalized added token [sentencepiece loader] vs SentencePiece "
+                            "+ raw splitting (slow tokenizer)", bad, len(cases))
+    return ok
 
 
 def main():
@@ -84,6 +124,7 @@ def main():
                    for r, w, g in zip(decode_requests, want, got) if w["text"] != g["text"]]
             ok &= report_mismatches(f"decode with added tokens [{name} loader] vs HF tokenizers (npm)", bad,
                                     len(decode_requests))
+    ok &= check_normalized_token(tulu, tmp, tokenizer, config, texts)
     if not ok:
         print("FAIL")
         sys.exit(1)

@@ -108,7 +108,7 @@ TEST_F(BadFiles, UnsupportedOrInconsistentTokenizerJson) {
          j["added_tokens"].push_back({{"id", 32005}, {"content", "<pad>"}, {"special", true}});
        }, "added_tokens"},
       {"added token mismatch", [](Json& j) { j["added_tokens"][1]["content"] = "<bos>"; }, "added token id 1"},
-      {"normalized added token", [](Json& j) { j["added_tokens"][0]["normalized"] = true; }, "added_tokens[0]"},
+      {"single_word added token", [](Json& j) { j["added_tokens"][0]["single_word"] = true; }, "added_tokens[0]"},
       {"unknown post-processor", [](Json& j) { j["post_processor"] = {{"type", "RobertaProcessing"}}; },
        "post_processor.type"},
       {"unk not in vocab", [](Json& j) { j["model"]["unk_token"] = "<nope>"; }, "model.unk_token"},
