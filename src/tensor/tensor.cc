@@ -24,6 +24,7 @@ std::string shape_to_string(const std::vector<int64_t>& shape) {
 std::vector<float> to_f32(const TensorView& view) {
   const auto n = static_cast<size_t>(view.numel());
   std::vector<float> out(n);
+  if (n == 0) return out;  // an empty view may have a null data pointer
   switch (view.dtype) {
     case DType::F32: std::memcpy(out.data(), view.data, n * sizeof(float)); break;
     case DType::F16:
