@@ -87,9 +87,8 @@ RunFunction setup(CLI::App& app) {
   return [o] { return run_render_chat(*o); };
 }
 
-const bool registered =
-    register_command({"render-chat", "render a conversation in the model's chat format, with ids",
-                      52, setup});
+const bool registered = register_command(
+    {"render-chat", "render a conversation in the model's chat format, with ids", 52, setup});
 
 }  // namespace
 

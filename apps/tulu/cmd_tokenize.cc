@@ -6,7 +6,8 @@
 //   tulu tokenize -m DIR --jsonl            stdin lines {"text": str, "add_bos": bool = true, ...}
 //                                           → {"ids": [...], "tokens": [...], ...other fields}
 //   tulu detokenize -m DIR --ids 1,2,3      the text (--skip-special drops special tokens)
-//   tulu detokenize -m DIR --jsonl          stdin lines {"ids": [...], "skip_special": bool = false}
+//   tulu detokenize -m DIR --jsonl          stdin lines {"ids": [...], "skip_special": bool =
+//   false}
 //                                           → {"text": str, ...other fields}
 // A bad line stops the command with an error naming the line number and field (exit 1).
 #include <algorithm>
@@ -53,7 +54,8 @@ int for_each_jsonl_line(Handle handle) {
 }
 
 // Copies the fields of `input` that are not in `consumed` into `output`.
-void copy_other_fields(const Json& input, std::initializer_list<const char*> consumed, Json& output) {
+void copy_other_fields(const Json& input, std::initializer_list<const char*> consumed,
+                       Json& output) {
   for (const auto& [key, value] : input.items()) {
     bool skip = output.contains(key);
     for (const char* name : consumed) skip |= key == name;

@@ -12,8 +12,8 @@ namespace {
 // for lstrip/rstrip.
 bool is_rust_whitespace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 char32_t code_point_at(std::string_view text, size_t pos, size_t length) {
@@ -83,7 +83,8 @@ std::vector<TextSegment> AddedTokenSplitter::split(std::string_view text) const 
     size_t stop = pos + match->content.size();
     if (match->lstrip) start = skip_whitespace_backward(text, start, plain_start);
     if (match->rstrip) stop = skip_whitespace_forward(text, stop);
-    if (start > plain_start) segments.push_back({text.substr(plain_start, start - plain_start), -1});
+    if (start > plain_start)
+      segments.push_back({text.substr(plain_start, start - plain_start), -1});
     segments.push_back({text.substr(start, stop - start), match->id});
     plain_start = stop;
     pos = stop;

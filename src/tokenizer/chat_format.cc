@@ -109,17 +109,21 @@ std::string render_llama2(std::span<const ChatMessage> messages) {
 
 std::string_view chat_format_name(ChatFormat format) {
   switch (format) {
-    case ChatFormat::Tulu: return "tulu";
-    case ChatFormat::Llama2Chat: return "llama-2-chat";
-    case ChatFormat::Zephyr: return "zephyr";
-    case ChatFormat::ChatML: return "chatml";
+    case ChatFormat::Tulu:
+      return "tulu";
+    case ChatFormat::Llama2Chat:
+      return "llama-2-chat";
+    case ChatFormat::Zephyr:
+      return "zephyr";
+    case ChatFormat::ChatML:
+      return "chatml";
   }
   return "unknown";
 }
 
 ChatFormat parse_chat_format(std::string_view name) {
-  for (ChatFormat format : {ChatFormat::Tulu, ChatFormat::Llama2Chat, ChatFormat::Zephyr,
-                            ChatFormat::ChatML}) {
+  for (ChatFormat format :
+       {ChatFormat::Tulu, ChatFormat::Llama2Chat, ChatFormat::Zephyr, ChatFormat::ChatML}) {
     if (name == chat_format_name(format)) return format;
   }
   fail("unknown chat format '", name, "' (known: tulu, llama-2-chat, zephyr, chatml)");
@@ -129,10 +133,14 @@ std::string render_chat(ChatFormat format, std::span<const ChatMessage> messages
                         bool add_generation_prompt) {
   check_roles(messages, format);
   switch (format) {
-    case ChatFormat::Tulu: return render_tulu(messages, add_generation_prompt);
-    case ChatFormat::Llama2Chat: return render_llama2(messages);
-    case ChatFormat::Zephyr: return render_zephyr(messages, add_generation_prompt);
-    case ChatFormat::ChatML: return render_chatml(messages, add_generation_prompt);
+    case ChatFormat::Tulu:
+      return render_tulu(messages, add_generation_prompt);
+    case ChatFormat::Llama2Chat:
+      return render_llama2(messages);
+    case ChatFormat::Zephyr:
+      return render_zephyr(messages, add_generation_prompt);
+    case ChatFormat::ChatML:
+      return render_chatml(messages, add_generation_prompt);
   }
   fail("chat format: invalid value");
 }

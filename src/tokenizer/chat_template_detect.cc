@@ -67,14 +67,20 @@ constexpr std::array<KnownTemplate, 4> kKnownTemplates{{
 
 char resolve_escape(char c) {
   switch (c) {
-    case 'n': return '\n';
-    case 't': return '\t';
-    case 'r': return '\r';
-    default: return c;  // \\, \', \" and anything else: the character itself
+    case 'n':
+      return '\n';
+    case 't':
+      return '\t';
+    case 'r':
+      return '\r';
+    default:
+      return c;  // \\, \', \" and anything else: the character itself
   }
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 // Normal form described above; literals are re-emitted between \x01 markers so that
 // quote style does not matter.

@@ -85,7 +85,8 @@ class JsonBpeEncoder final : public SegmentEncoder {
       if (piece.token_id >= 0) {
         ids.push_back(piece.token_id);
       } else {
-        pre_tokenize_and_encode(std::string(piece.text), at_text_start && piece.text.data() == text.data(), ids);
+        pre_tokenize_and_encode(std::string(piece.text),
+                                at_text_start && piece.text.data() == text.data(), ids);
       }
     }
   }
@@ -139,7 +140,8 @@ void parse_normalizer(const Json& node, const Where& where, const std::string& f
       parse_normalizer((*it)[i], where, str_cat(field, ".normalizers[", i, "]"), steps);
     }
   } else if (type == "Prepend") {
-    steps.push_back({NormalizerStep::Kind::Prepend, json_string(node, "prepend", where.at(field)), ""});
+    steps.push_back(
+        {NormalizerStep::Kind::Prepend, json_string(node, "prepend", where.at(field)), ""});
   } else if (type == "Replace") {
     const auto pattern = node.find("pattern");
     TULU_CHECK(pattern != node.end() && pattern->is_object() && pattern->contains("String"),
@@ -148,7 +150,8 @@ void parse_normalizer(const Json& node, const Where& where, const std::string& f
                pattern == node.end() ? std::string("nothing") : json_preview(*pattern));
     const std::string from = json_string(*pattern, "String", where.at(field + ".pattern"));
     TULU_CHECK(!from.empty(), where.at(field + ".pattern"), ": empty pattern");
-    steps.push_back({NormalizerStep::Kind::Replace, from, json_string(node, "content", where.at(field))});
+    steps.push_back(
+        {NormalizerStep::Kind::Replace, from, json_string(node, "content", where.at(field))});
   } else {
     fail(where.at(field + ".type"), ": normalizer '", type,
          "' is not supported (supported: Sequence, Prepend, Replace)");
@@ -174,10 +177,12 @@ std::optional<Metaspace> parse_pre_tokenizer(const Json& node, const Where& wher
     } else if (*scheme == "never") {
       m.prepend = Metaspace::Prepend::Never;
     } else {
-      fail(where.at("pre_tokenizer.prepend_scheme"), ": '", *scheme, "' (expected always, first or never)");
+      fail(where.at("pre_tokenizer.prepend_scheme"), ": '", *scheme,
+           "' (expected always, first or never)");
     }
   } else {  // older files: add_prefix_space
-    const bool add = json_opt_bool(node, "add_prefix_space", where.at("pre_tokenizer")).value_or(true);
+    const bool add =
+        json_opt_bool(node, "add_prefix_space", where.at("pre_tokenizer")).value_or(true);
     m.prepend = add ? Metaspace::Prepend::Always : Metaspace::Prepend::Never;
   }
   return m;
@@ -191,7 +196,8 @@ void check_decoder(const Json& decoder, const Where& where) {
       {"type": "Strip", "content": " ", "start": 1, "stop": 0}]})");
   TULU_CHECK(decoder == kLlamaDecoder, where.at("decoder"),
              ": only the Llama decoder Sequence[Replace \"\u2581\"->\" \", ByteFallback, Fuse, "
-             "Strip(\" \", 1, 0)] is supported, got ", json_preview(decoder));
+             "Strip(\" \", 1, 0)] is supported, got ",
+             json_preview(decoder));
 }
 
 std::optional<std::string> optional_string_or_null(const Json& obj, const std::string& key,
@@ -305,8 +311,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
       left = item[0].get<std::string>();
       right = item[1].get<std::string>();
     } else {
-      fail(where.at(str_cat("model.merges[", i, "]")), ": expected a string or a pair of strings, got ",
-           json_preview(item));
+      fail(where.at(str_cat("model.merges[", i, "]")),
+           ": expected a string or a pair of strings, got ", json_preview(item));
     }
     const auto find = [&](const std::string& piece) {
       const auto it = vocab.find(piece);
@@ -323,16 +329,19 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
   options.ignore_merges = json_opt_bool(model, "ignore_merges", where.at("model")).value_or(false);
   if (const auto unk = json_opt_string(model, "unk_token", where.at("model"))) {
     const auto it = vocab.find(*unk);
-    TULU_CHECK(it != vocab.end(), where.at("model.unk_token"), ": '", *unk, "' is not in the vocabulary");
+    TULU_CHECK(it != vocab.end(), where.at("model.unk_token"), ": '", *unk,
+               "' is not in the vocabulary");
     options.unk_id = it->second;
   }
 
   std::vector<NormalizerStep> steps;
   if (root.contains("normalizer")) parse_normalizer(root["normalizer"], where, "normalizer", steps);
-  std::optional<Metaspace> metaspace = parse_pre_tokenizer(root.value("pre_tokenizer", Json()), where);
+  std::optional<Metaspace> metaspace =
+      parse_pre_tokenizer(root.value("pre_tokenizer", Json()), where);
   TULU_CHECK(root.contains("decoder"), where.at("decoder"), ": missing");
   check_decoder(root["decoder"], where);
-  const PostProcessorTokens post = parse_post_processor(root.value("post_processor", Json()), where);
+  const PostProcessorTokens post =
+      parse_post_processor(root.value("post_processor", Json()), where);
 
   // Added tokens: may extend the vocabulary past the model's ids.
   std::vector<AddedToken> added;
@@ -384,14 +393,17 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
     return std::nullopt;
   };
   parts.bos_id = config && config->bos_token ? piece_id(config->bos_token, "bos_token")
-                 : post.leading                ? *post.leading
-                                               : piece_id(piece_if_present("<s>"), "bos_token");
+                 : post.leading              ? *post.leading
+                                             : piece_id(piece_if_present("<s>"), "bos_token");
   parts.eos_id = config && config->eos_token ? piece_id(config->eos_token, "eos_token")
-                 : post.trailing               ? *post.trailing
-                                               : piece_id(piece_if_present("</s>"), "eos_token");
-  parts.unk_id = config && config->unk_token ? piece_id(config->unk_token, "unk_token") : options.unk_id;
-  parts.add_bos = config && config->add_bos_token ? *config->add_bos_token : post.leading.has_value();
-  parts.add_eos = config && config->add_eos_token ? *config->add_eos_token : post.trailing.has_value();
+                 : post.trailing             ? *post.trailing
+                                             : piece_id(piece_if_present("</s>"), "eos_token");
+  parts.unk_id =
+      config && config->unk_token ? piece_id(config->unk_token, "unk_token") : options.unk_id;
+  parts.add_bos =
+      config && config->add_bos_token ? *config->add_bos_token : post.leading.has_value();
+  parts.add_eos =
+      config && config->add_eos_token ? *config->add_eos_token : post.trailing.has_value();
   parts.pieces = std::move(pieces);
   parts.added_tokens = std::move(added);
   // Normalized added tokens are matched after normalization, on their normalized content.
@@ -402,8 +414,9 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
     copy.content = normalize(token.content, steps);
     normalized_tokens.push_back(std::move(copy));
   }
-  parts.encoder = std::make_unique<JsonBpeEncoder>(std::move(steps), AddedTokenSplitter(std::move(normalized_tokens)),
-                                                   std::move(metaspace), BpeModel(std::move(vocab), merges, options));
+  parts.encoder = std::make_unique<JsonBpeEncoder>(
+      std::move(steps), AddedTokenSplitter(std::move(normalized_tokens)), std::move(metaspace),
+      BpeModel(std::move(vocab), merges, options));
   return std::make_unique<PieceTokenizer>(std::move(parts));
 }
 

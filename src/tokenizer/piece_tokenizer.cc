@@ -22,8 +22,10 @@ PieceTokenizer::PieceTokenizer(PieceTokenizerParts parts)
     TULU_CHECK(id >= -1 && id < size, source_, ": ", name, " token id ", id,
                " is outside the vocabulary [0, ", size, ")");
   }
-  TULU_CHECK(!add_bos_ || bos_id_ >= 0, source_, ": add_bos_token is set but there is no bos token");
-  TULU_CHECK(!add_eos_ || eos_id_ >= 0, source_, ": add_eos_token is set but there is no eos token");
+  TULU_CHECK(!add_bos_ || bos_id_ >= 0, source_,
+             ": add_bos_token is set but there is no bos token");
+  TULU_CHECK(!add_eos_ || eos_id_ >= 0, source_,
+             ": add_eos_token is set but there is no eos token");
   special_.assign(pieces_.size(), 0);
   for (const AddedToken& token : parts.added_tokens) {
     TULU_CHECK(token.id >= 0 && token.id < size, source_, ": added token '", token.content,

@@ -19,18 +19,19 @@ class SegmentEncoder {
   virtual ~SegmentEncoder() = default;
   // Appends the ids of `segment` (valid UTF-8, non-empty). at_text_start: the segment
   // begins at offset 0 of the whole input (Metaspace's prepend_scheme "first" needs it).
-  virtual void encode(std::string_view segment, bool at_text_start, std::vector<int>& ids) const = 0;
+  virtual void encode(std::string_view segment, bool at_text_start,
+                      std::vector<int>& ids) const = 0;
 };
 
 struct PieceTokenizerParts {
-  std::string source;               // file the tokenizer came from, for messages
-  std::vector<std::string> pieces;  // id → piece; its size is vocab_size()
+  std::string source;                    // file the tokenizer came from, for messages
+  std::vector<std::string> pieces;       // id → piece; its size is vocab_size()
   std::vector<AddedToken> added_tokens;  // split from the raw text unless `normalized`
-  int bos_id = -1;                  // -1: none
+  int bos_id = -1;                       // -1: none
   int eos_id = -1;
   int unk_id = -1;
-  bool add_bos = true;              // what encode(text, add_bos=true) adds, as HF's
-  bool add_eos = false;             // add_special_tokens=True does for this tokenizer
+  bool add_bos = true;   // what encode(text, add_bos=true) adds, as HF's
+  bool add_eos = false;  // add_special_tokens=True does for this tokenizer
   std::unique_ptr<SegmentEncoder> encoder;
 };
 

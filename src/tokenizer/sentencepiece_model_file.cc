@@ -23,8 +23,8 @@ class WireReader {
   uint64_t varint() {
     uint64_t value = 0;
     for (int shift = 0; shift < 64; shift += 7) {
-      TULU_CHECK(pos_ < data_.size(), path_, ": not a SentencePiece model (truncated varint at byte ",
-                 offset(), ")");
+      TULU_CHECK(pos_ < data_.size(), path_,
+                 ": not a SentencePiece model (truncated varint at byte ", offset(), ")");
       const auto byte = static_cast<unsigned char>(data_[pos_++]);
       value |= static_cast<uint64_t>(byte & 0x7F) << shift;
       if ((byte & 0x80) == 0) return value;
@@ -43,12 +43,21 @@ class WireReader {
   // Skips a field's value of the given wire type.
   void skip(uint32_t wire_type) {
     switch (wire_type) {
-      case 0: varint(); break;
-      case 1: bytes(8); break;
-      case 2: bytes(length()); break;
-      case 5: bytes(4); break;
+      case 0:
+        varint();
+        break;
+      case 1:
+        bytes(8);
+        break;
+      case 2:
+        bytes(length());
+        break;
+      case 5:
+        bytes(4);
+        break;
       default:
-        fail(path_, ": not a SentencePiece model (wire type ", wire_type, " at byte ", offset(), ")");
+        fail(path_, ": not a SentencePiece model (wire type ", wire_type, " at byte ", offset(),
+             ")");
     }
   }
 
@@ -103,7 +112,8 @@ std::vector<SentencePieceEntry> read_sentencepiece_pieces(const std::string& byt
     const uint64_t key = reader.varint();
     const auto field = static_cast<uint32_t>(key >> 3);
     const auto wire = static_cast<uint32_t>(key & 7);
-    TULU_CHECK(field != 0, path, ": not a SentencePiece model (field 0 at byte ", reader.offset(), ")");
+    TULU_CHECK(field != 0, path, ": not a SentencePiece model (field 0 at byte ", reader.offset(),
+               ")");
     if (field == 1 && wire == 2) {
       const size_t length = reader.length();
       const size_t start = reader.offset();

@@ -22,7 +22,8 @@ class SentencePieceEncoder final : public SegmentEncoder {
                        std::string path)
       : processor_(std::move(processor)), path_(std::move(path)) {}
 
-  void encode(std::string_view segment, bool /*at_text_start*/, std::vector<int>& ids) const override {
+  void encode(std::string_view segment, bool /*at_text_start*/,
+              std::vector<int>& ids) const override {
     std::vector<int> piece_ids;
     const auto status = processor_->Encode(segment, &piece_ids);
     TULU_CHECK(status.ok(), path_, ": SentencePiece failed to encode text: ", status.ToString());
@@ -86,7 +87,8 @@ std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& path,
       } else {
         TULU_CHECK(token.id == static_cast<int>(parts.pieces.size()), config->path,
                    ": added token '", token.content, "' has id ", token.id,
-                   " but the vocabulary ends at ", parts.pieces.size(), " (ids must be contiguous)");
+                   " but the vocabulary ends at ", parts.pieces.size(),
+                   " (ids must be contiguous)");
         parts.pieces.push_back(token.content);
         added.push_back(raw);
       }

@@ -70,8 +70,10 @@ TokenizerConfig read_tokenizer_config(const std::string& path) {
     } else if (it->is_array()) {
       // Newer form: [{"name": "default", "template": "..."}, ...]; the default one is used.
       for (const Json& entry : *it) {
-        TULU_CHECK(entry.is_object(), path, ": field 'chat_template': expected objects with "
-                   "'name' and 'template', got ", json_preview(entry));
+        TULU_CHECK(entry.is_object(), path,
+                   ": field 'chat_template': expected objects with "
+                   "'name' and 'template', got ",
+                   json_preview(entry));
         if (json_string(entry, "name", path + ": chat_template entry") == "default") {
           result.chat_template = json_string(entry, "template", path + ": chat_template entry");
         }

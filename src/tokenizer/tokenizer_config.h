@@ -13,7 +13,7 @@ struct TokenizerConfig {
   std::string path;                   // for messages
   std::optional<bool> add_bos_token;  // absent: the tokenizer's own default
   std::optional<bool> add_eos_token;
-  bool legacy = true;                 // absent or null means true (transformers' default)
+  bool legacy = true;  // absent or null means true (transformers' default)
   std::optional<std::string> bos_token;
   std::optional<std::string> eos_token;
   std::optional<std::string> unk_token;

@@ -3,7 +3,9 @@
 namespace tulu::utf8 {
 
 namespace {
-bool is_continuation(unsigned char byte) { return (byte & 0xC0) == 0x80; }
+bool is_continuation(unsigned char byte) {
+  return (byte & 0xC0) == 0x80;
+}
 
 // Decodes the valid character at text[pos] into *code_point; returns its length or 0.
 size_t decode_char(std::string_view text, size_t pos, char32_t* code_point) {
@@ -53,7 +55,9 @@ size_t first_invalid_offset(std::string_view text) {
   return text.size();
 }
 
-bool is_valid(std::string_view text) { return first_invalid_offset(text) == text.size(); }
+bool is_valid(std::string_view text) {
+  return first_invalid_offset(text) == text.size();
+}
 
 void append_code_point(std::string& out, char32_t code_point) {
   if (code_point < 0x80) {
@@ -76,8 +80,8 @@ void append_code_point(std::string& out, char32_t code_point) {
 bool is_python_whitespace(char32_t c) {
   // The code points for which CPython's str.isspace() is true (Unicode 14/15).
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
 }
 
 std::string_view python_strip(std::string_view text) {

@@ -53,7 +53,8 @@ class BadFiles : public ::testing::Test {
 TEST_F(BadFiles, TruncatedTokenizerModel) {
   const std::string bytes = read_text_file(kLlamaDir + "/tokenizer.model");
   std::mt19937 rng(1);
-  std::vector<size_t> cuts{0, 1, 2, 5, 100, 1000, bytes.size() / 2, bytes.size() - 100, bytes.size() - 1};
+  std::vector<size_t> cuts{
+      0, 1, 2, 5, 100, 1000, bytes.size() / 2, bytes.size() - 100, bytes.size() - 1};
   for (int i = 0; i < 20; ++i) cuts.push_back(rng() % bytes.size());
   for (size_t cut : cuts) {
     const std::string path = write("cut.model", bytes.substr(0, cut));
@@ -76,11 +77,15 @@ TEST_F(BadFiles, GarbageTokenizerModel) {
 TEST_F(BadFiles, TruncatedAndGarbageTokenizerJson) {
   const std::string text = read_text_file(kLlamaDir + "/tokenizer.json");
   for (size_t cut : {size_t{0}, size_t{1}, size_t{100}, text.size() / 3, text.size() - 2}) {
-    expect_error([](const std::string& p) { Tokenizer::load_json(p); }, write("cut.json", text.substr(0, cut)));
+    expect_error([](const std::string& p) { Tokenizer::load_json(p); },
+                 write("cut.json", text.substr(0, cut)));
   }
-  expect_error([](const std::string& p) { Tokenizer::load_json(p); }, write("g.json", "\x01\x02garbage"));
-  expect_error([](const std::string& p) { Tokenizer::load_json(p); }, write("array.json", "[1, 2]"));
-  expect_error([](const std::string& p) { Tokenizer::load_json(p); }, (dir_ / "missing.json").string());
+  expect_error([](const std::string& p) { Tokenizer::load_json(p); },
+               write("g.json", "\x01\x02garbage"));
+  expect_error([](const std::string& p) { Tokenizer::load_json(p); },
+               write("array.json", "[1, 2]"));
+  expect_error([](const std::string& p) { Tokenizer::load_json(p); },
+               (dir_ / "missing.json").string());
 }
 
 TEST_F(BadFiles, UnsupportedOrInconsistentTokenizerJson) {
@@ -92,24 +97,47 @@ TEST_F(BadFiles, UnsupportedOrInconsistentTokenizerJson) {
   };
   const std::vector<Variant> variants{
       {"unigram model", [](Json& j) { j["model"]["type"] = "Unigram"; }, "model.type"},
-      {"byte-level pre-tokenizer", [](Json& j) { j["pre_tokenizer"] = {{"type", "ByteLevel"}}; }, "pre_tokenizer"},
-      {"NFKC normalizer", [](Json& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "normalizer"},
-      {"regex replace", [](Json& j) { j["normalizer"]["normalizers"][1]["pattern"] = {{"Regex", " +"}}; },
+      {"byte-level pre-tokenizer",
+       [](Json& j) {
+         j["pre_tokenizer"] = {{"type", "ByteLevel"}};
+       },
+       "pre_tokenizer"},
+      {"NFKC normalizer",
+       [](Json& j) {
+         j["normalizer"] = {{"type", "NFKC"}};
+       },
+       "normalizer"},
+      {"regex replace",
+       [](Json& j) {
+         j["normalizer"]["normalizers"][1]["pattern"] = {{"Regex", " +"}};
+       },
        "normalizer.normalizers[1].pattern"},
-      {"other decoder", [](Json& j) { j["decoder"] = {{"type", "ByteLevel"}}; }, "decoder"},
+      {"other decoder",
+       [](Json& j) {
+         j["decoder"] = {{"type", "ByteLevel"}};
+       },
+       "decoder"},
       {"no decoder", [](Json& j) { j.erase("decoder"); }, "decoder"},
-      {"merge of unknown piece", [](Json& j) { j["model"]["merges"][5] = "\xE2\x96\x81 zzzqqq"; }, "model.merges[5]"},
+      {"merge of unknown piece", [](Json& j) { j["model"]["merges"][5] = "\xE2\x96\x81 zzzqqq"; },
+       "model.merges[5]"},
       {"bad merge string", [](Json& j) { j["model"]["merges"][7] = "nospace"; }, "model.merges[7]"},
       {"duplicate id", [](Json& j) { j["model"]["vocab"]["\xE2\x96\x81t"] = 5; }, "model.vocab"},
       {"string id", [](Json& j) { j["model"]["vocab"]["a"] = "x"; }, "model.vocab"},
       {"vocab not object", [](Json& j) { j["model"]["vocab"] = 3; }, "model.vocab"},
       {"dropout", [](Json& j) { j["model"]["dropout"] = 0.1; }, "model.dropout"},
-      {"added token gap", [](Json& j) {
+      {"added token gap",
+       [](Json& j) {
          j["added_tokens"].push_back({{"id", 32005}, {"content", "<pad>"}, {"special", true}});
-       }, "added_tokens"},
-      {"added token mismatch", [](Json& j) { j["added_tokens"][1]["content"] = "<bos>"; }, "added token id 1"},
-      {"single_word added token", [](Json& j) { j["added_tokens"][0]["single_word"] = true; }, "added_tokens[0]"},
-      {"unknown post-processor", [](Json& j) { j["post_processor"] = {{"type", "RobertaProcessing"}}; },
+       },
+       "added_tokens"},
+      {"added token mismatch", [](Json& j) { j["added_tokens"][1]["content"] = "<bos>"; },
+       "added token id 1"},
+      {"single_word added token", [](Json& j) { j["added_tokens"][0]["single_word"] = true; },
+       "added_tokens[0]"},
+      {"unknown post-processor",
+       [](Json& j) {
+         j["post_processor"] = {{"type", "RobertaProcessing"}};
+       },
        "post_processor.type"},
       {"unk not in vocab", [](Json& j) { j["model"]["unk_token"] = "<nope>"; }, "model.unk_token"},
   };
@@ -135,9 +163,10 @@ TEST_F(BadFiles, LegacyFalseIsRefusedForTokenizerModel) {
 
 TEST_F(BadFiles, BadTokenizerConfig) {
   std::filesystem::copy_file(kLlamaDir + "/tokenizer.model", dir_ / "tokenizer.model");
-  for (const std::string config : {"{\"add_bos_token\": \"yes\"}", "{\"bos_token\": \"<nope>\"}", "not json",
-                                   "{\"added_tokens_decoder\": {\"x\": {\"content\": \"a\"}}}",
-                                   "{\"added_tokens_decoder\": {\"32007\": {\"content\": \"<pad>\"}}}"}) {
+  for (const std::string config :
+       {"{\"add_bos_token\": \"yes\"}", "{\"bos_token\": \"<nope>\"}", "not json",
+        "{\"added_tokens_decoder\": {\"x\": {\"content\": \"a\"}}}",
+        "{\"added_tokens_decoder\": {\"32007\": {\"content\": \"<pad>\"}}}"}) {
     write("tokenizer_config.json", config);
     SCOPED_TRACE(config);
     try {

@@ -20,7 +20,8 @@ struct LearnedBpe {
 };
 
 // Textbook BPE training over words of single-byte symbols: merge the most frequent pair.
-LearnedBpe learn_bpe(const std::vector<std::string>& corpus, const std::string& alphabet, int merges) {
+LearnedBpe learn_bpe(const std::vector<std::string>& corpus, const std::string& alphabet,
+                     int merges) {
   LearnedBpe bpe;
   const auto add = [&](const std::string& piece) {
     bpe.vocab.emplace(piece, static_cast<int>(bpe.pieces.size()));
@@ -41,7 +42,8 @@ LearnedBpe learn_bpe(const std::vector<std::string>& corpus, const std::string& 
     std::pair<std::string, std::string> best;
     int best_count = 0;
     for (const auto& [pair, count] : counts) {
-      if (count > best_count && !bpe.vocab.count(pair.first + pair.second)) best = pair, best_count = count;
+      if (count > best_count && !bpe.vocab.count(pair.first + pair.second))
+        best = pair, best_count = count;
     }
     if (best_count == 0) break;
     add(best.first + best.second);
@@ -96,7 +98,8 @@ TEST(Bpe, MatchesTextbookBpeOnRandomWords) {
   const std::string alphabet = "abcde";
   std::vector<std::string> corpus;
   // A skewed corpus so that long merges (runs, repeats) get learned.
-  for (int i = 0; i < 200; ++i) corpus.push_back(random_word(rng, "aab", 12) + random_word(rng, alphabet, 6));
+  for (int i = 0; i < 200; ++i)
+    corpus.push_back(random_word(rng, "aab", 12) + random_word(rng, alphabet, 6));
   const LearnedBpe bpe = learn_bpe(corpus, alphabet, 60);
   ASSERT_GT(bpe.merges.size(), 40u);
   const BpeModel model(bpe.vocab, bpe.merges, BpeOptions{});
@@ -120,15 +123,26 @@ TEST(Bpe, ByteFallbackForUnknownCharacters) {
   }
   const BpeModel model(vocab, {{0, 1, 2}}, BpeOptions{.byte_fallback = true});
   std::vector<int> ids;
-  model.encode_word("ab\xC3\xA9" "ab", ids);  // "abéab": é is C3 A9
+  model.encode_word(
+      "ab\xC3\xA9"
+      "ab",
+      ids);  // "abéab": é is C3 A9
   EXPECT_EQ(ids, (std::vector<int>{2, 3 + 0xC3, 3 + 0xA9, 2}));
 }
 
 TEST(Bpe, UnknownCharactersWithoutByteFallbackBecomeUnkFusedOrNot) {
   const PieceToId vocab{{"<unk>", 0}, {"a", 1}};
   std::vector<int> fused, separate;
-  BpeModel(vocab, {}, BpeOptions{.fuse_unk = true, .unk_id = 0}).encode_word("a\xC3\xA9\xC3\xA9" "a", fused);
-  BpeModel(vocab, {}, BpeOptions{.fuse_unk = false, .unk_id = 0}).encode_word("a\xC3\xA9\xC3\xA9" "a", separate);
+  BpeModel(vocab, {}, BpeOptions{.fuse_unk = true, .unk_id = 0})
+      .encode_word(
+          "a\xC3\xA9\xC3\xA9"
+          "a",
+          fused);
+  BpeModel(vocab, {}, BpeOptions{.fuse_unk = false, .unk_id = 0})
+      .encode_word(
+          "a\xC3\xA9\xC3\xA9"
+          "a",
+          separate);
   EXPECT_EQ(fused, (std::vector<int>{1, 0, 1}));
   EXPECT_EQ(separate, (std::vector<int>{1, 0, 0, 1}));
 }
@@ -154,7 +168,8 @@ TEST(Bpe, LongWordIsFast) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<int> ids;
   model.encode_word(word, ids);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string rebuilt;
   for (int id : ids) rebuilt += bpe.pieces[id];
   EXPECT_EQ(rebuilt, word);

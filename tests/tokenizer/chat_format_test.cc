@@ -19,7 +19,8 @@ const std::vector<ChatMessage> kConversation{
 TEST(ChatFormat, TuluLayout) {
   const std::string text = render_chat(ChatFormat::Tulu, kConversation, true);
   EXPECT_EQ(text,
-            "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\nHello!</s>\n<|user|>\nBye\n<|assistant|>\n");
+            "<|system|>\nBe "
+            "brief.\n<|user|>\nHi\n<|assistant|>\nHello!</s>\n<|user|>\nBye\n<|assistant|>\n");
   const std::string without = render_chat(ChatFormat::Tulu, kConversation, false);
   EXPECT_EQ(without + "<|assistant|>\n", text);
 }
@@ -32,7 +33,8 @@ TEST(ChatFormat, TuluStripsAssistantWithPythonWhitespace) {
 
 TEST(ChatFormat, OtherLayouts) {
   EXPECT_EQ(render_chat(ChatFormat::Zephyr, kConversation, true),
-            "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n  Hello!\n</s>\n<|user|>\nBye</s>\n"
+            "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n  "
+            "Hello!\n</s>\n<|user|>\nBye</s>\n"
             "<|assistant|>\n");
   EXPECT_EQ(render_chat(ChatFormat::ChatML, kConversation, true),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
@@ -45,7 +47,8 @@ TEST(ChatFormat, OtherLayouts) {
 
 TEST(ChatFormat, RoleErrors) {
   const std::vector<ChatMessage> bad_role{{"user", "a"}, {"tool", "b"}};
-  for (ChatFormat f : {ChatFormat::Tulu, ChatFormat::Llama2Chat, ChatFormat::Zephyr, ChatFormat::ChatML}) {
+  for (ChatFormat f :
+       {ChatFormat::Tulu, ChatFormat::Llama2Chat, ChatFormat::Zephyr, ChatFormat::ChatML}) {
     try {
       render_chat(f, bad_role, true);
       ADD_FAILURE() << "no error for role 'tool'";
@@ -59,7 +62,8 @@ TEST(ChatFormat, RoleErrors) {
 }
 
 TEST(ChatFormat, Names) {
-  for (ChatFormat f : {ChatFormat::Tulu, ChatFormat::Llama2Chat, ChatFormat::Zephyr, ChatFormat::ChatML}) {
+  for (ChatFormat f :
+       {ChatFormat::Tulu, ChatFormat::Llama2Chat, ChatFormat::Zephyr, ChatFormat::ChatML}) {
     EXPECT_EQ(parse_chat_format(chat_format_name(f)), f);
   }
   try {
@@ -84,7 +88,8 @@ TEST(ChatFormat, DetectsTheShippedTuluTemplate) {
   EXPECT_EQ(detect_chat_format(changed), std::nullopt);
   // Zephyr's template is Tulu 2's plus eos_token after user/system turns.
   std::string zephyr_like = tulu_template;
-  zephyr_like.replace(zephyr_like.find("message['content'] }}"), 21, "message['content'] + eos_token }}");
+  zephyr_like.replace(zephyr_like.find("message['content'] }}"), 21,
+                      "message['content'] + eos_token }}");
   EXPECT_NE(detect_chat_format(zephyr_like), ChatFormat::Tulu);
   EXPECT_EQ(detect_chat_format("{{ messages }}"), std::nullopt);
 }

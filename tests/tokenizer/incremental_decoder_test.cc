@@ -26,7 +26,8 @@ std::vector<int> random_ids(std::mt19937& rng, int vocab_size) {
       ids.push_back(3 + static_cast<int>(rng() % 256));  // <0x00>..<0xFF> are ids 3..258
     } else if (kind < 8) {
       // A whole multi-byte character as byte pieces, sometimes cut short.
-      static const std::vector<std::string> chars{"\xC3\xA9", "\xE4\xBD\xA0", "\xF0\x9F\x98\x80", "\xF0\x93\x80\x80"};
+      static const std::vector<std::string> chars{"\xC3\xA9", "\xE4\xBD\xA0", "\xF0\x9F\x98\x80",
+                                                  "\xF0\x93\x80\x80"};
       std::string c = chars[rng() % chars.size()];
       if (rng() % 3 == 0) c.resize(1 + rng() % c.size());
       for (unsigned char b : c) ids.push_back(3 + b);
@@ -41,8 +42,9 @@ std::vector<int> random_ids(std::mt19937& rng, int vocab_size) {
 
 TEST(IncrementalDecoder, ConcatenationEqualsDecodeAndStaysValidUtf8) {
   for (const std::string file : {"/tokenizer.json", "/tokenizer.model"}) {
-    const auto tokenizer = file.ends_with(".json") ? Tokenizer::load_json(kLlamaDir + file)
-                                                    : Tokenizer::load_sentencepiece(kLlamaDir + file);
+    const auto tokenizer = file.ends_with(".json")
+                               ? Tokenizer::load_json(kLlamaDir + file)
+                               : Tokenizer::load_sentencepiece(kLlamaDir + file);
     std::mt19937 rng(11);
     int sequences = 0;
     for (int trial = 0; trial < 3000; ++trial) {
@@ -58,7 +60,8 @@ TEST(IncrementalDecoder, ConcatenationEqualsDecodeAndStaysValidUtf8) {
         const std::string tail = decoder.flush();
         ASSERT_TRUE(utf8::is_valid(tail));
         streamed += tail;
-        ASSERT_EQ(streamed, tokenizer->decode(ids, skip)) << file << " trial " << trial << " skip " << skip;
+        ASSERT_EQ(streamed, tokenizer->decode(ids, skip))
+            << file << " trial " << trial << " skip " << skip;
         ++sequences;
       }
     }
@@ -70,7 +73,10 @@ TEST(IncrementalDecoder, HoldsAByteRunUntilItEnds) {
   const auto tokenizer = Tokenizer::load_json(kLlamaDir + "/tokenizer.json");
   IncrementalDecoder decoder(*tokenizer, false);
   // "▁", four byte pieces, then the piece "a".
-  const std::vector<int> ids = tokenizer->encode("\xF0\x9F\x98\x80" "a", false);
+  const std::vector<int> ids = tokenizer->encode(
+      "\xF0\x9F\x98\x80"
+      "a",
+      false);
   ASSERT_EQ(ids.size(), 6u);
   std::string out;
   for (size_t i = 0; i + 1 < ids.size(); ++i) out += decoder.push(ids[i]);
@@ -105,7 +111,8 @@ TEST(IncrementalDecoder, ConstantTimePerToken) {
   std::string streamed;
   for (int id : ids) streamed += decoder.push(id);
   streamed += decoder.flush();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(streamed, tokenizer->decode(ids, true));
   EXPECT_LT(seconds, 2.0);  // re-decoding the whole prefix each step would be O(n²): minutes
 }

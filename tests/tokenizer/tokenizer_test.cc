@@ -52,9 +52,29 @@ TEST_F(LlamaTokenizers, TuluTagsAreOrdinaryPieces) {
 }
 
 TEST_F(LlamaTokenizers, LoadersAgreeOnRandomText) {
-  const std::vector<std::string> atoms{"a", "b", "the", " ", "  ", "\n", "\t", "é", "e\xCC\x81", "你", "好",
-                                       "\xF0\x9F\x98\x80", "\xF0\x9F\xA6\xA9", "<s>", "</s>", "<unk>", "</",
-                                       "s>", "<|user|>", "\xE2\x96\x81", "123", "!", "'"};
+  const std::vector<std::string> atoms{"a",
+                                       "b",
+                                       "the",
+                                       " ",
+                                       "  ",
+                                       "\n",
+                                       "\t",
+                                       "é",
+                                       "e\xCC\x81",
+                                       "你",
+                                       "好",
+                                       "\xF0\x9F\x98\x80",
+                                       "\xF0\x9F\xA6\xA9",
+                                       "<s>",
+                                       "</s>",
+                                       "<unk>",
+                                       "</",
+                                       "s>",
+                                       "<|user|>",
+                                       "\xE2\x96\x81",
+                                       "123",
+                                       "!",
+                                       "'"};
   std::mt19937 rng(3);
   int checked = 0;
   for (int i = 0; i < 3000; ++i) {
@@ -74,7 +94,8 @@ TEST_F(LlamaTokenizers, HundredKilobyteWordIsFast) {
   while (word.size() < 100000) word.push_back(static_cast<char>('a' + rng() % 26));
   const auto start = std::chrono::steady_clock::now();
   const std::vector<int> ids = json_->encode(word, false);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 #if defined(__SANITIZE_ADDRESS__)
   const double limit = 10.0;  // sanitizers slow everything ~5-10x
 #else
@@ -86,8 +107,8 @@ TEST_F(LlamaTokenizers, HundredKilobyteWordIsFast) {
 }
 
 TEST_F(LlamaTokenizers, DecodeRoundTripsText) {
-  for (const std::string text : {"Hello world", "  two leading spaces", "tabs\tand\nnewlines", "你好 😀 🦩",
-                                 "trailing  "}) {
+  for (const std::string text : {"Hello world", "  two leading spaces", "tabs\tand\nnewlines",
+                                 "你好 😀 🦩", "trailing  "}) {
     for (const Tokenizer* t : {json_, sp_}) EXPECT_EQ(t->decode(t->encode(text, true), true), text);
   }
 }
