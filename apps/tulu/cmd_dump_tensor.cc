@@ -12,6 +12,7 @@
 #include "core/file_io.h"
 #include "core/json.h"
 #include "llama/checkpoint.h"
+#include "npy.h"
 
 namespace tulu::cli {
 
@@ -21,22 +22,6 @@ struct DumpOptions {
   std::string model_dir, name, output;
   bool list = false, f32 = false;
 };
-
-// NumPy .npy version 1.0: magic, header length, a Python dict literal padded to 64 bytes.
-std::string npy_header(const std::string& descr, const std::vector<int64_t>& shape) {
-  std::string dims;  // "()", "(3,)", "(3, 4)"
-  for (size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
-  if (shape.size() == 1) dims += ",";
-  std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
-  const size_t total = 10 + dict.size() + 1;
-  dict.append((64 - total % 64) % 64, ' ');
-  dict += '\n';
-  std::string header = "\x93NUMPY\x01";
-  header += '\0';
-  header += static_cast<char>(dict.size() & 0xff);
-  header += static_cast<char>(dict.size() >> 8);
-  return header + dict;
-}
 
 int run_dump(const DumpOptions& o) {
   std::string format;
