@@ -1,7 +1,8 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
-#include <exception>
+#include <chrono>
+
 
 namespace tulu {
 
@@ -10,22 +11,28 @@ int default_thread_count() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-ThreadPool::ThreadPool(int num_threads) {
-  const int workers = std::max(1, num_threads) - 1;
-  workers_.reserve(static_cast<size_t>(workers));
-  for (int i = 0; i < workers; ++i) workers_.emplace_back([this, i] { worker_loop(i + 1); });
-}
-
-ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-  }
-  work_ready_.notify_all();
-  for (auto& t : workers_) t.join();
-}
-
 namespace {
+
+// How long a thread spins on a flag before sleeping: long enough to cover the serial work
+// between two kernels of a decode step, short enough not to burn a core when idle.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
+
+// Spins until done() or kSpinTime has passed, yielding every few checks so that a busy or
+// oversubscribed machine (more runnable threads than cores) still runs the thread being
+// waited for. No PAUSE instruction: measured on this 2-vCPU VM, PAUSE loops made a
+// spaced-out call ~5x slower (pause-loop exits to the hypervisor), while sched_yield kept
+// it at a few microseconds (bench/thread_pool_bench.cc, docs/benchmarks.md).
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (int i = 1;; ++i) {
+    if (done()) return true;
+    if (i % 64 == 0) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::yield();
+    }
+  }
+}
 
 // Chunk c of n items split into `chunks` nearly equal contiguous ranges.
 std::pair<size_t, size_t> chunk_range(size_t n, size_t chunks, size_t c) {
@@ -35,6 +42,56 @@ std::pair<size_t, size_t> chunk_range(size_t n, size_t chunks, size_t c) {
 }
 
 }  // namespace
+
+ThreadPool::ThreadPool(int num_threads) {
+  const int workers = std::max(1, num_threads) - 1;
+  workers_.reserve(static_cast<size_t>(workers));
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this, i] { worker_loop(i + 1); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(sleep_mutex_);
+    stop_.store(true);
+  }
+  work_ready_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+// The sleep protocol (both directions): the sleeper increments its sleeping flag, then
+// re-checks the condition under sleep_mutex_; the waker changes the condition, then reads
+// the flag and, if set, notifies under sleep_mutex_. With sequentially consistent atomics
+// one of the two sees the other's write, so no wake-up is lost.
+uint64_t ThreadPool::wait_for_job(uint64_t seen) {
+  auto ready = [&] { return stop_.load() || generation_.load() != seen; };
+  if (!spin_until(ready)) {
+    std::unique_lock<std::mutex> lock(sleep_mutex_);
+    sleeping_workers_.fetch_add(1);
+    work_ready_.wait(lock, ready);
+    sleeping_workers_.fetch_sub(1);
+  }
+  return generation_.load();
+}
+
+void ThreadPool::wait_for_workers() {
+  auto done = [&] { return pending_.load() == 0; };
+  if (spin_until(done)) return;
+  std::unique_lock<std::mutex> lock(sleep_mutex_);
+  caller_sleeping_.store(true);
+  work_done_.wait(lock, done);
+  caller_sleeping_.store(false);
+}
+
+void ThreadPool::finish_chunk(std::exception_ptr error) {
+  if (error) {
+    std::lock_guard<std::mutex> lock(sleep_mutex_);
+    if (!error_) error_ = error;
+  }
+  if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
+    std::lock_guard<std::mutex> lock(sleep_mutex_);
+    work_done_.notify_one();
+  }
+}
 
 void ThreadPool::parallel_for(size_t n, size_t min_chunk,
                               const std::function<void(size_t, size_t)>& fn) {
@@ -47,16 +104,18 @@ void ThreadPool::parallel_for(size_t n, size_t min_chunk,
     return;
   }
   std::lock_guard<std::mutex> call_lock(call_mutex_);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    job_n_ = n;
-    job_chunks_ = chunks;
-    pending_ = chunks - 1;  // chunk 0 runs on the caller
-    error_ = nullptr;
-    ++generation_;
+  job_ = &fn;
+  job_n_ = n;
+  job_chunks_ = chunks;
+  error_ = nullptr;  // no worker touches it between generations
+  // Every worker checks in, even one without a chunk, so that none can still be reading
+  // the job fields when the next call rewrites them.
+  pending_.store(static_cast<int>(workers_.size()));
+  generation_.fetch_add(1);
+  if (sleeping_workers_.load() > 0) {
+    std::lock_guard<std::mutex> lock(sleep_mutex_);
+    work_ready_.notify_all();
   }
-  work_ready_.notify_all();
   std::exception_ptr caller_error;
   try {
     auto [b, e] = chunk_range(n, chunks, 0);
@@ -64,40 +123,28 @@ void ThreadPool::parallel_for(size_t n, size_t min_chunk,
   } catch (...) {
     caller_error = std::current_exception();
   }
-  std::unique_lock<std::mutex> lock(mutex_);
-  work_done_.wait(lock, [this] { return pending_ == 0; });
+  wait_for_workers();
   job_ = nullptr;
   if (caller_error) std::rethrow_exception(caller_error);
   if (error_) std::rethrow_exception(error_);
 }
 
 void ThreadPool::worker_loop(int index) {
-  size_t seen = 0;
+  uint64_t seen = 0;
   for (;;) {
-    const std::function<void(size_t, size_t)>* job;
-    size_t n, chunks;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      work_ready_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-      chunks = job_chunks_;
-    }
+    seen = wait_for_job(seen);
+    if (stop_.load()) return;
     const size_t c = static_cast<size_t>(index);
-    if (c < chunks) {
-      std::exception_ptr err;
+    std::exception_ptr error;
+    if (c < job_chunks_) {
       try {
-        auto [b, e] = chunk_range(n, chunks, c);
-        (*job)(b, e);
+        auto [b, e] = chunk_range(job_n_, job_chunks_, c);
+        (*job_)(b, e);
       } catch (...) {
-        err = std::current_exception();
+        error = std::current_exception();
       }
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (err && !error_) error_ = err;
-      if (--pending_ == 0) work_done_.notify_one();
     }
+    finish_chunk(error);
   }
 }
 
