@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "llama/checkpoint.h"
+#include "llama/gguf_llama.h"
 
 namespace tulu {
 
@@ -106,6 +107,13 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorStore store, std::string source
 }
 
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& dir) {
+  if (const auto gguf_path = find_gguf_model(dir)) {
+    GgufLlama gguf = read_gguf_llama(*gguf_path);
+    auto model = std::make_unique<LlamaModel>(std::move(gguf.config), std::move(gguf.store), *gguf_path);
+    model->generation_config_ = std::move(gguf.generation);
+    model->weight_format_ = std::move(gguf.format);
+    return model;
+  }
   TULU_CHECK(is_directory(dir), "model directory '", dir, "' does not exist or is not a directory");
   const std::string config_path = join_path(dir, "config.json");
   TULU_CHECK(file_exists(config_path), dir, ": config.json is missing (not a Hugging Face model directory?)");
