@@ -72,6 +72,8 @@ void matmul_widened_blas(const float* x, int64_t rows, const TensorView& w, floa
 
 }  // namespace
 
+const char* blas_core_name() { return openblas_get_corename(); }
+
 MatmulScratch::MatmulScratch(int64_t max_in, int threads)
     : max_in_(max_in),
       slots_(std::max(1, threads)),

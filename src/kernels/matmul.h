@@ -38,6 +38,9 @@ class MatmulScratch {
   std::vector<float> buffer_;  // [slots, kBlockRows, max_in]
 };
 
+// The OpenBLAS kernel set in use (e.g. "SkylakeX", "Cooperlake"), for benchmark reports.
+const char* blas_core_name();
+
 // y[rows, out] = x[rows, in] · Wᵀ with W = w ([out, in], any stored dtype). y must not
 // alias x. scratch may be null (a temporary one is made when BF16/F16 weights need it).
 void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,

@@ -1,0 +1,100 @@
+"""`tulu bench` output shape (not speed): `-o json` must be a JSON array with one object per
+test carrying llama-bench's field names, with values that agree with each other and with
+the model (parameter count and weight bytes computed here from the state dict written),
+and positive speeds; `-o md` must print a pp and a tg row; bad options must fail clearly.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import hf_checkpoint
+
+TULU = os.environ.get("TULU_BIN", "tulu")
+TMP = os.path.join(os.environ.get("TULU_TEST_TMP", tempfile.gettempdir()), "bench")
+
+LLAMA_BENCH_FIELDS = [
+    "build_commit", "build_number", "cpu_info", "gpu_info", "backends", "model_filename",
+    "model_type", "model_size", "model_n_params", "n_batch", "n_ubatch", "n_threads",
+    "type_k", "type_v", "use_mmap", "n_prompt", "n_gen", "test_time", "avg_ns", "stddev_ns",
+    "avg_ts", "stddev_ts", "samples_ns", "samples_ts",
+]
+
+
+def run(args):
+    return subprocess.run([TULU, "bench", *args], capture_output=True, text=True)
+
+
+def close(a, b, rel=1e-6):
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-30)
+
+
+def check_json(model_dir, dtype, n_params, n_bytes):
+    p = run(["-m", model_dir, "-p", "16", "-n", "5", "-r", "3", "-t", "2", "-o", "json"])
+    assert p.returncode == 0, f"bench -o json failed: {p.stderr}"
+    rows = json.loads(p.stdout)
+    assert isinstance(rows, list) and len(rows) == 2, f"expected 2 tests, got {p.stdout[:200]}"
+    assert [(r["n_prompt"], r["n_gen"]) for r in rows] == [(16, 0), (0, 5)], rows
+    for r in rows:
+        missing = [f for f in LLAMA_BENCH_FIELDS if f not in r]
+        assert not missing, f"missing llama-bench fields: {missing}"
+        assert r["n_threads"] == 2, r["n_threads"]
+        assert r["model_n_params"] == n_params, (r["model_n_params"], n_params)
+        assert r["model_size"] == n_bytes, (r["model_size"], n_bytes)
+        assert dtype.upper() in r["model_type"], r["model_type"]
+        ns, ts = r["samples_ns"], r["samples_ts"]
+        assert len(ns) == 3 and len(ts) == 3, (ns, ts)
+        assert all(x > 0 for x in ns) and all(x > 0 for x in ts), (ns, ts)
+        tokens = r["n_prompt"] + r["n_gen"]
+        for n, t in zip(ns, ts):
+            assert close(t, tokens * 1e9 / n), (t, tokens * 1e9 / n)
+        assert close(r["avg_ts"], statistics.mean(ts)), (r["avg_ts"], statistics.mean(ts))
+        assert close(r["stddev_ts"], statistics.stdev(ts)), (r["stddev_ts"], statistics.stdev(ts))
+        assert abs(r["avg_ns"] - statistics.mean(ns)) <= 1, (r["avg_ns"], statistics.mean(ns))
+        assert r["avg_ts"] > 0 and r["load_time_ms"] > 0, r
+        assert r["peak_rss_bytes"] > 0 and r["kv_cache_bytes"] > 0, r
+        print(f"ok   {dtype} {'pp' if r['n_prompt'] else 'tg'}: {r['avg_ts']:.1f} ± "
+              f"{r['stddev_ts']:.1f} t/s over {len(ts)} reps; params {n_params}, "
+              f"{n_bytes} bytes, as computed from the state dict")
+
+
+def main():
+    config = hf_checkpoint.make_config(hidden=64, intermediate=128, layers=2, heads=4,
+                                       kv_heads=2, vocab=300, max_pos=64)
+    model_dirs = {}
+    for dtype in ("float32", "bfloat16"):
+        state = hf_checkpoint.make_state_dict(config, seed=5, dtype=dtype)
+        model_dir = os.path.join(TMP, dtype)
+        hf_checkpoint.write_model_dir(model_dir, config, state, tokenizer=False)
+        n_params = sum(t.numel() for t in state.values())
+        n_bytes = sum(t.numel() * t.element_size() for t in state.values())
+        check_json(model_dir, {"float32": "f32", "bfloat16": "bf16"}[dtype], n_params, n_bytes)
+        model_dirs[dtype] = model_dir
+
+    md = run(["-m", model_dirs["float32"], "-p", "8", "-n", "4", "-r", "2", "-t", "1"])
+    assert md.returncode == 0, md.stderr
+    assert "| pp8 |" in md.stdout and "| tg4 |" in md.stdout and "peak RSS" in md.stdout, md.stdout
+    print("ok   -o md prints pp8 and tg4 rows and the peak RSS line")
+
+    cases = [
+        (["-o", "xml"], ["xml"]),
+        (["-p", "0", "-n", "0"], ["-p and -n are both 0"]),
+        (["-p", "60", "-n", "10"], ["max_position_embeddings", "64"]),
+        (["-r", "0"], ["repetitions"]),
+    ]
+    failures = 0
+    for args, fragments in cases:
+        p = run(["-m", model_dirs["float32"], *args])
+        ok = p.returncode != 0 and all(f in p.stderr for f in fragments) and "Sanitizer" not in p.stderr
+        first = p.stderr.strip().splitlines()[0] if p.stderr.strip() else ""
+        print(f"{'ok  ' if ok else 'FAIL'} {' '.join(args):<20} exit {p.returncode}: {first}")
+        failures += not ok
+    if failures:
+        sys.exit(f"{failures} bad-input case(s) failed")
+
+
+if __name__ == "__main__":
+    main()
