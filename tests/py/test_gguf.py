@@ -1,0 +1,182 @@
+"""GGUF loading and `tulu quantize`, against tests/reference/gguf_reference.py (a struct-based
+GGUF writer/reader written from the spec, with llama.cpp's q/k row permutation) and
+tests/reference/hf_llama.py (PyTorch).
+
+  load      random HF checkpoints → GGUF by the reference writer (F32, F16, BF16; MHA/GQA, tied,
+            explicit head_dim, linear rope scaling): `tulu logits -m file.gguf` against
+            (a) hf_llama on the weights the reference reader decodes and un-permutes from the
+                same file, max |Δlogit| ≤ 1e-4 for every format (we compute in fp32 whatever
+                the storage), and
+            (b) `tulu logits` on the HF directory: ≤ 1e-4 for F32 (only eps and theta are
+                stored as float32 in GGUF); for F16/BF16 the difference is that of rounding
+                the weights, printed and bounded by 0.05 / 0.2 (logits O(1)).
+  quantize  `tulu quantize HF OUT --type f32|f16|bf16` parsed by the reference reader: every
+            llama.* / tokenizer.* key against the config, tokenizer.model (via the sentencepiece
+            package) and tokenizer_config.json; tensor names, dims, types and bytes bit-exact
+            against the reference writer's encoding of the same weights; then its logits as in
+            (b).
+  -m DIR    a directory holding one .gguf loads it; two .gguf files are an error naming both.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+import gguf_reference as gr
+import hf_checkpoint
+from hf_llama import LlamaReference
+
+TULU = os.environ.get("TULU_BIN", "tulu")
+TMP = os.path.join(os.environ.get("TULU_TEST_TMP", tempfile.gettempdir()), "gguf")
+TOKENIZER_MODEL = os.path.join(hf_checkpoint.TOKENIZER_DIR, "tokenizer.model")
+TOLERANCE = 1e-4
+ROUNDING_BOUND = {gr.GGML_F32: TOLERANCE, gr.GGML_F16: 0.05, gr.GGML_BF16: 0.2}
+TYPE_NAMES = {gr.GGML_F32: "F32", gr.GGML_F16: "F16", gr.GGML_BF16: "BF16"}
+
+CASES = [
+    ("gqa", dict(hidden=64, intermediate=172, layers=2, heads=4, kv_heads=2, vocab=1000, eps=1e-5)),
+    ("mha_tied_head_dim32_linear_rope", dict(hidden=64, intermediate=128, layers=2, heads=4, vocab=1000,
+                                             head_dim=32, tie=True, rope_theta=500000.0,
+                                             rope_scaling={"type": "linear", "factor": 2.0})),
+    ("gqa_kv1_vocab32000", dict(hidden=96, intermediate=256, layers=1, heads=6, kv_heads=1, vocab=32000)),
+]
+
+failures = []
+
+
+def check(ok, message):
+    print(("  ok    " if ok else "  FAIL  ") + message)
+    if not ok:
+        failures.append(message)
+
+
+def run(args, expect_ok=True):
+    result = subprocess.run([TULU] + args, capture_output=True, text=True)
+    if expect_ok and result.returncode != 0:
+        raise AssertionError(f"tulu {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def logits(model, ids, name):
+    out = os.path.join(TMP, name + ".npy")
+    run(["logits", "-m", model, "--ids", ",".join(map(str, ids)), "-o", out, "-t", "2"])
+    return np.load(out).astype(np.float64)
+
+
+def max_diff(a, b):
+    return float(np.max(np.abs(a - np.asarray(b, dtype=np.float64))))
+
+
+def test_load(name, config, state, hf_dir, ids, hf_logits):
+    for ggml_type in (gr.GGML_F32, gr.GGML_F16, gr.GGML_BF16):
+        label = f"{name} {TYPE_NAMES[ggml_type]}"
+        path = os.path.join(TMP, f"{name}_{TYPE_NAMES[ggml_type]}.gguf")
+        metadata = gr.llama_metadata(config) + gr.tokenizer_metadata(TOKENIZER_MODEL)
+        gr.write_gguf(path, metadata, gr.llama_tensors(config, state, ggml_type))
+        ref_config, ref_state = gr.hf_from_llama_gguf(gr.read_gguf(path))
+        expected = LlamaReference(ref_config, ref_state).forward(ids)[0].numpy()
+        got = logits(path, ids, f"{name}_{TYPE_NAMES[ggml_type]}")
+        d = max_diff(got, expected)
+        check(d <= TOLERANCE, f"{label}: tulu logits on GGUF vs hf_llama on the decoded GGUF: max |Δ| = {d:.3e}")
+        d = max_diff(got, hf_logits)
+        bound = ROUNDING_BOUND[ggml_type]
+        check(d <= bound, f"{label}: tulu logits on GGUF vs on the HF directory (f32): max |Δ| = {d:.3e} "
+                          f"(bound {bound})")
+
+
+def expected_metadata(config, hf_dir, type_name):
+    md = dict((k, v) for k, _, v in gr.llama_metadata(config))
+    with open(os.path.join(hf_dir, "tokenizer_config.json")) as f:
+        tc = json.load(f)
+    tok = dict((k, v) for k, _, v in gr.tokenizer_metadata(TOKENIZER_MODEL, tc.get("add_bos_token", True),
+                                                           tc.get("add_eos_token", False), tc.get("chat_template")))
+    md.update(tok)
+    md["general.file_type"] = {"F32": 0, "F16": 1, "BF16": 32}[type_name]
+    return md
+
+
+def test_quantize(name, config, state, hf_dir, ids, hf_logits):
+    for ggml_type in (gr.GGML_F32, gr.GGML_F16, gr.GGML_BF16):
+        type_name = TYPE_NAMES[ggml_type]
+        out = os.path.join(TMP, f"{name}_quantized_{type_name}.gguf")
+        run(["quantize", hf_dir, out, "--type", type_name.lower(), "--name", "test"])
+        g = gr.read_gguf(out)
+        md = {k: v for k, (_, v) in g.metadata.items()}
+        expected = expected_metadata(config, hf_dir, type_name)
+        vocab = config["vocab_size"]
+        if vocab > len(expected["tokenizer.ggml.tokens"]):  # padded as llama.cpp does
+            extra = range(len(expected["tokenizer.ggml.tokens"]), vocab)
+            expected["tokenizer.ggml.tokens"] += [f"[PAD{i}]" for i in extra]
+            expected["tokenizer.ggml.scores"] += [-1000.0] * len(extra)
+            expected["tokenizer.ggml.token_type"] += [5] * len(extra)
+        wrong = []
+        for key, value in expected.items():
+            got = md.get(key)
+            if isinstance(value, float):
+                same = got is not None and np.float32(got) == np.float32(value)
+            elif isinstance(value, list) and value and isinstance(value[0], float):
+                same = got is not None and np.array_equal(np.float32(got), np.float32(value))
+            else:
+                same = got == value
+            if not same:
+                wrong.append(f"{key}: {str(got)[:60]} != {str(value)[:60]}")
+        check(not wrong, f"{name} quantize {type_name}: {len(expected)} metadata keys as expected"
+                         + (f"; wrong: {wrong}" if wrong else ""))
+        check(g.version == 3 and g.alignment == 32, f"{name} quantize {type_name}: version {g.version}, "
+                                                      f"alignment {g.alignment}")
+        want = gr.llama_tensors(config, state, ggml_type)
+        mismatched = [n for n, t, shape, data in want
+                      if n not in g.tensors or g.tensors[n][0] != t or g.tensors[n][1] != list(reversed(shape))
+                      or g.tensors[n][2] != data]
+        check(not mismatched and len(g.tensors) == len(want),
+              f"{name} quantize {type_name}: {len(want)} tensors, names/types/dims/bytes bit-exact vs the "
+              f"reference writer" + (f"; differ: {mismatched[:4]}" if mismatched else ""))
+        got = logits(out, ids, f"{name}_quantized_{type_name}")
+        d = max_diff(got, hf_logits)
+        bound = ROUNDING_BOUND[ggml_type]
+        check(d <= bound, f"{name} quantize {type_name}: logits vs the HF directory: max |Δ| = {d:.3e} "
+                          f"(bound {bound})")
+
+
+def test_directory(name, hf_dir, ids, hf_logits):
+    d1 = os.path.join(TMP, name + "_gguf_dir")
+    shutil.rmtree(d1, ignore_errors=True)
+    os.makedirs(d1)
+    shutil.copy(os.path.join(TMP, f"{name}_F32.gguf"), os.path.join(d1, "model-f32.gguf"))
+    d = max_diff(logits(d1, ids, name + "_dir"), hf_logits)
+    check(d <= TOLERANCE, f"{name}: -m DIR with one .gguf loads it: max |Δ| vs HF = {d:.3e}")
+    shutil.copy(os.path.join(TMP, f"{name}_F16.gguf"), os.path.join(d1, "model-f16.gguf"))
+    r = run(["logits", "-m", d1, "--ids", "1,2", "-o", os.path.join(TMP, "x.npy")], expect_ok=False)
+    check(r.returncode == 1 and "model-f16.gguf" in r.stderr and "model-f32.gguf" in r.stderr,
+          f"{name}: -m DIR with two .gguf files is an error naming both: {r.stderr.strip()}")
+
+
+def main():
+    os.makedirs(TMP, exist_ok=True)
+    for index, (name, kwargs) in enumerate(CASES):
+        config = hf_checkpoint.make_config(dtype="float32", **kwargs)
+        state = hf_checkpoint.make_state_dict(config, seed=300 + index)
+        hf_dir = os.path.join(TMP, name + "_hf")
+        hf_checkpoint.write_model_dir(hf_dir, config, state, tokenizer=True)
+        gen = torch.Generator().manual_seed(400 + index)
+        ids = [1] + torch.randint(0, config["vocab_size"], (23,), generator=gen).tolist()
+        print(f"{name}: {kwargs}")
+        hf_logits = logits(hf_dir, ids, name + "_hf")
+        test_load(name, config, state, hf_dir, ids, hf_logits)
+        test_quantize(name, config, state, hf_dir, ids, hf_logits)
+        if index == 0:
+            test_directory(name, hf_dir, ids, hf_logits)
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        sys.exit(1)
+    print("all GGUF checks passed")
+
+
+if __name__ == "__main__":
+    main()
