@@ -17,6 +17,7 @@
 #include <string>
 
 #include "command.h"
+#include "model_tokenizer.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "generate/generation_defaults.h"
@@ -52,7 +53,7 @@ std::string trim(const std::string& s) {
 double per_second(int tokens, double seconds) { return seconds > 0.0 ? tokens / seconds : 0.0; }
 
 int run_chat(const ChatCommand& c) {
-  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load_dir(c.model.model_dir);
+  const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(c.model.model_dir);
   const ChatFormat format = c.generation.chat_format.empty()
                                 ? chat_format_for_dir(c.model.model_dir)
                                 : parse_chat_format(c.generation.chat_format);

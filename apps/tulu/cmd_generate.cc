@@ -16,6 +16,7 @@
 #include <iostream>
 
 #include "command.h"
+#include "model_tokenizer.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/thread_pool.h"
@@ -45,7 +46,7 @@ double per_second(int tokens, double seconds) { return seconds > 0.0 ? tokens / 
 int run_generate(const GenerateCommand& c) {
   TULU_CHECK(c.chat || c.system.empty(), "--system needs --chat");
   TULU_CHECK(c.chat || c.generation.chat_format.empty(), "--chat-format needs --chat");
-  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load_dir(c.model.model_dir);
+  const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(c.model.model_dir);
   std::string text = c.prompt;
   std::string format_name;
   if (c.chat) {

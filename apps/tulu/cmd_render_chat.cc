@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "model_tokenizer.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "tokenizer/chat_format.h"
@@ -55,7 +56,7 @@ Json render_one(const Json& input, const std::string& source, ChatFormat format,
 }
 
 int run_render_chat(const RenderChatOptions& o) {
-  const auto tokenizer = Tokenizer::load_dir(o.model);
+  const auto tokenizer = load_model_tokenizer(o.model);
   const ChatFormat format =
       o.chat_format.empty() ? chat_format_for_dir(o.model) : parse_chat_format(o.chat_format);
   if (!o.jsonl) {

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "model_tokenizer.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "tokenizer/tokenizer.h"
@@ -27,7 +28,7 @@ namespace {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   if (path.ends_with(".json")) return Tokenizer::load_json(path);
   if (path.ends_with(".model")) return Tokenizer::load_sentencepiece(path);
-  return Tokenizer::load_dir(path);
+  return load_model_tokenizer(path);
 }
 
 std::string read_all_stdin() {

@@ -15,5 +15,9 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
                                                const TokenizerConfig* config);
 std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& path,
                                                     const TokenizerConfig* config);
+// The same from the bytes of a serialized ModelProto (a tokenizer.model's content, or one
+// built in memory, e.g. from a GGUF vocabulary); `path` names the source in messages.
+std::unique_ptr<Tokenizer> load_sentencepiece_proto(const std::string& bytes, const std::string& path,
+                                                    const TokenizerConfig* config);
 
 }  // namespace tulu

@@ -44,7 +44,11 @@ std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& path,
                " (Hugging Face's non-legacy Llama tokenization, which drops the \"\u2581\" "
                "prefix after special tokens); provide a tokenizer.json or use legacy: true");
   }
-  const std::string bytes = read_text_file(path);
+  return load_sentencepiece_proto(read_text_file(path), path, config);
+}
+
+std::unique_ptr<Tokenizer> load_sentencepiece_proto(const std::string& bytes, const std::string& path,
+                                                    const TokenizerConfig* config) {
   const std::vector<SentencePieceEntry> entries = read_sentencepiece_pieces(bytes, path);
 
   auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();

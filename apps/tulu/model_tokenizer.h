@@ -1,0 +1,19 @@
+// The tokenizer of the model `-m` names: a GGUF model's tokenizer.ggml.* vocabulary (see
+// tokenizer/gguf_vocab.h), else Tokenizer::load_dir on the Hugging Face directory.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "tokenizer/tokenizer.h"
+
+namespace tulu::cli {
+
+std::unique_ptr<Tokenizer> load_model_tokenizer(const std::string& model_path);
+
+// The chat template of a GGUF model (tokenizer.chat_template), nullopt when `model_path` is
+// not a GGUF model or its file has none.
+std::optional<std::string> gguf_chat_template(const std::string& model_path);
+
+}  // namespace tulu::cli
