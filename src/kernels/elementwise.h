@@ -18,7 +18,8 @@ void silu_mul(float* gate, const float* up, size_t n);
 // x ← softmax(x) in fp32: exp(x − max) / Σ exp(x − max). n = 0 is a no-op.
 void softmax_inplace(float* x, size_t n);
 
-// dst[i] = fp32 value of stored element i (F32, BF16 or F16 bits at src).
+// dst[i] = fp32 value of stored element i (F32, BF16 or F16 bits at src; for a quantized
+// dtype, n is a multiple of its block size and src the start of a block).
 void convert_to_f32(const void* src, DType dtype, size_t n, float* dst);
 
 // out[t, :] = table[ids[t], :] as fp32, table [vocab, hidden] of any dtype.

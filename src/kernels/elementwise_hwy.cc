@@ -58,6 +58,11 @@ void ConvertImpl(const void* src, DType dtype, size_t n, float* dst) {
     case DType::F16:
       ConvertTyped(static_cast<const F16Bits*>(src), n, dst);
       break;
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q6_K:
+      break;  // convert_to_f32 decodes these before dispatching here
   }
 }
 
@@ -92,6 +97,7 @@ void softmax_inplace(float* x, size_t n) {
 }
 
 void convert_to_f32(const void* src, DType dtype, size_t n, float* dst) {
+  if (dtype_is_quantized(dtype)) return dequantize_row(src, dtype, n, dst);
   if (force_generic_kernels()) return convert_ref(src, dtype, n, dst);
   HWY_DYNAMIC_DISPATCH(ConvertImpl)(src, dtype, n, dst);
 }
@@ -99,7 +105,7 @@ void convert_to_f32(const void* src, DType dtype, size_t n, float* dst) {
 void embedding_lookup(const TensorView& table, std::span<const int> ids, float* out) {
   const auto hidden = static_cast<size_t>(table.dim(1));
   const auto* base = static_cast<const uint8_t*>(table.data);
-  const size_t row_bytes = hidden * dtype_size(table.dtype);
+  const size_t row_bytes = dtype_row_bytes(table.dtype, hidden);
   for (size_t t = 0; t < ids.size(); ++t) {
     convert_to_f32(base + static_cast<size_t>(ids[t]) * row_bytes, table.dtype, hidden,
                    out + t * hidden);

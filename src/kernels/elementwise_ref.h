@@ -8,6 +8,7 @@
 
 #include "tensor/dtype.h"
 #include "tensor/half.h"
+#include "tensor/quant_blocks.h"
 
 namespace tulu {
 
@@ -34,7 +35,8 @@ void softmax_ref(T* x, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] /= sum;
 }
 
-// Stored element i of a weight array (F32, BF16 or F16 bits) as fp32.
+// Stored element i of a weight array (F32, BF16 or F16 bits, or ggml blocks counted from
+// data) as fp32.
 inline float stored_to_f32(const void* data, DType dtype, size_t i) {
   switch (dtype) {
     case DType::F32:
@@ -43,6 +45,11 @@ inline float stored_to_f32(const void* data, DType dtype, size_t i) {
       return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
     case DType::F16:
       return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q6_K:
+      return dequantize_element(data, dtype, i);
   }
   return 0.0f;
 }

@@ -87,7 +87,7 @@ void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadP
     std::fill(y, y + rows * out, 0.0f);
     return;
   }
-  if (force_generic_kernels()) {
+  if (force_generic_kernels() || dtype_is_quantized(w.dtype)) {
     pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
       matmul_ref<float>(x, rows, w, static_cast<int64_t>(begin), static_cast<int64_t>(end), y);
     });

@@ -31,6 +31,11 @@ void MatvecImpl(const float* x, const void* w, DType dtype, size_t in, int64_t r
     case DType::F16:
       MatvecTyped(x, static_cast<const F16Bits*>(w), in, row_begin, row_end, y);
       break;
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q6_K:
+      break;  // matvec_rows sends these to quant_matvec_rows before dispatching here
   }
 }
 
@@ -39,12 +44,15 @@ void MatvecImpl(const float* x, const void* w, DType dtype, size_t in, int64_t r
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "core/error.h"
+
 namespace tulu {
 
 HWY_EXPORT(MatvecImpl);
 
 void matvec_rows(const float* x, const TensorView& w, int64_t row_begin, int64_t row_end,
                  float* y) {
+  TULU_CHECK(!dtype_is_quantized(w.dtype), "matvec_rows: ", dtype_name(w.dtype), " weights need the quantized kernels");
   HWY_DYNAMIC_DISPATCH(MatvecImpl)
   (x, w.data, w.dtype, static_cast<size_t>(w.dim(1)), row_begin, row_end, y);
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <numbers>
 
+#include "core/error.h"
 #include "tensor/half.h"
 
 namespace tulu {
@@ -35,6 +36,11 @@ void fill_initial_weights(const ParamSpec& spec, uint64_t seed, double std, DTyp
       case DType::F32: static_cast<float*>(out)[i] = v; break;
       case DType::F16: static_cast<uint16_t*>(out)[i] = f32_to_f16(v); break;
       case DType::BF16: static_cast<uint16_t*>(out)[i] = f32_to_bf16(v); break;
+      case DType::Q8_0:
+      case DType::Q4_0:
+      case DType::Q4_K:
+      case DType::Q6_K:
+        fail("random initial weights are written as F32, F16 or BF16, not ", dtype_name(dtype));
     }
   }
 }

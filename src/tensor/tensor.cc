@@ -1,8 +1,6 @@
 #include "tensor/tensor.h"
 
-#include <cstring>
-
-#include "tensor/half.h"
+#include "tensor/quant_blocks.h"
 
 namespace tulu {
 
@@ -25,15 +23,8 @@ std::vector<float> to_f32(const TensorView& view) {
   const auto n = static_cast<size_t>(view.numel());
   std::vector<float> out(n);
   if (n == 0) return out;  // an empty view may have a null data pointer
-  switch (view.dtype) {
-    case DType::F32: std::memcpy(out.data(), view.data, n * sizeof(float)); break;
-    case DType::F16:
-      for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(view.u16()[i]);
-      break;
-    case DType::BF16:
-      for (size_t i = 0; i < n; ++i) out[i] = bf16_to_f32(view.u16()[i]);
-      break;
-  }
+  (void)view.nbytes();  // checks that a quantized view holds whole blocks
+  dequantize_row(view.data, view.dtype, n, out.data());
   return out;
 }
 

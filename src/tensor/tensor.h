@@ -16,7 +16,8 @@ struct TensorView {
   const void* data = nullptr;
 
   int64_t numel() const;
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  // Block-aware: the innermost dimension must hold whole blocks (throws tulu::Error if not).
+  size_t nbytes() const { return dtype_row_bytes(dtype, static_cast<uint64_t>(numel())); }
   int64_t dim(int i) const { return shape.at(static_cast<size_t>(i)); }
   int rank() const { return static_cast<int>(shape.size()); }
   const float* f32() const { return static_cast<const float*>(data); }
@@ -26,7 +27,7 @@ struct TensorView {
 // "[4096, 11008]"
 std::string shape_to_string(const std::vector<int64_t>& shape);
 
-// Converts any view to fp32 values (copy).
+// Converts any view to fp32 values (copy); quantized types are dequantized exactly as ggml.
 std::vector<float> to_f32(const TensorView& view);
 
 }  // namespace tulu

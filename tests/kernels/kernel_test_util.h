@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,11 @@ struct StoredMatrix {
           values[i] = f16_to_f32(bits);
           break;
         }
+        case DType::Q8_0:
+        case DType::Q4_0:
+        case DType::Q4_K:
+        case DType::Q6_K:
+          throw std::invalid_argument("StoredMatrix holds scalar dtypes only");
       }
     }
     view.dtype = dtype;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <memory>
 #include <random>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "kernels/attention_ref.h"
@@ -77,6 +78,11 @@ std::unique_ptr<LlamaModel> random_model(const LlamaConfig& config, DType dtype,
         case DType::F16:
           static_cast<uint16_t*>(data)[i] = f32_to_f16(v);
           break;
+        case DType::Q8_0:
+        case DType::Q4_0:
+        case DType::Q4_K:
+        case DType::Q6_K:
+          throw std::invalid_argument("random_model builds scalar dtypes only");
       }
     }
     view.data = data;

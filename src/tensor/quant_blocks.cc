@@ -1,0 +1,173 @@
+#include "tensor/quant_blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "tensor/half.h"
+
+namespace tulu {
+
+namespace {
+
+// (int8_t) cast of ggml's q4_0 rule, defined for every input: finite values in range
+// truncate toward zero as the C cast does; NaN (from NaN input) gives 0.
+int truncate_to_int8(float v) {
+  if (!(v > -129.0f)) return v != v ? 0 : -128;
+  if (v >= 128.0f) return 127;
+  return static_cast<int>(v);
+}
+
+// roundf(v) as int8: half away from zero, saturated (only NaN/inf input could reach the
+// saturation: finite x·id is at most 127 in magnitude).
+int round_to_int8(float v) {
+  if (v != v) return 0;
+  const float r = std::round(v);
+  return r > 127.0f ? 127 : r < -128.0f ? -128 : static_cast<int>(r);
+}
+
+void dequantize_q8_0(const BlockQ8_0* x, size_t blocks, float* y) {
+  for (size_t b = 0; b < blocks; ++b) {
+    const float d = f16_to_f32(x[b].d);
+    for (size_t j = 0; j < kQuantBlock; ++j) y[b * kQuantBlock + j] = static_cast<float>(x[b].qs[j]) * d;
+  }
+}
+
+void dequantize_q4_0(const BlockQ4_0* x, size_t blocks, float* y) {
+  constexpr size_t half = kQuantBlock / 2;
+  for (size_t b = 0; b < blocks; ++b) {
+    const float d = f16_to_f32(x[b].d);
+    float* out = y + b * kQuantBlock;
+    for (size_t j = 0; j < half; ++j) {
+      out[j] = static_cast<float>((x[b].qs[j] & 0x0F) - 8) * d;
+      out[j + half] = static_cast<float>((x[b].qs[j] >> 4) - 8) * d;
+    }
+  }
+}
+
+void dequantize_q4_k(const BlockQ4_K* x, size_t blocks, float* y) {
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* q = x[b].qs;
+    const float d = f16_to_f32(x[b].d);
+    const float min = f16_to_f32(x[b].dmin);
+    int is = 0;
+    for (size_t j = 0; j < kSuperBlock; j += 64) {
+      uint8_t sc = 0, m = 0;
+      q4_k_scale_min(is + 0, x[b].scales, &sc, &m);
+      const float d1 = d * sc, m1 = min * m;
+      q4_k_scale_min(is + 1, x[b].scales, &sc, &m);
+      const float d2 = d * sc, m2 = min * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0x0F) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+      q += 32;
+      is += 2;
+    }
+  }
+}
+
+void dequantize_q6_k(const BlockQ6_K* x, size_t blocks, float* y) {
+  for (size_t b = 0; b < blocks; ++b) {
+    const float d = f16_to_f32(x[b].d);
+    const uint8_t* ql = x[b].ql;
+    const uint8_t* qh = x[b].qh;
+    const int8_t* sc = x[b].scales;
+    for (size_t n = 0; n < kSuperBlock; n += 128) {
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l + 0] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[l + 0] = d * static_cast<float>(sc[is + 0]) * static_cast<float>(q1);
+        y[l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
+        y[l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
+        y[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
+      }
+      y += 128;
+      ql += 64;
+      qh += 32;
+      sc += 8;
+    }
+  }
+}
+
+}  // namespace
+
+void q4_k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = q[j] & 63;
+    *min = q[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+  }
+}
+
+void quantize_row_q8_0_ref(const float* x, BlockQ8_0* y, size_t n) {
+  for (size_t b = 0; b < n / kQuantBlock; ++b) {
+    const float* xb = x + b * kQuantBlock;
+    float amax = 0.0f;
+    for (size_t j = 0; j < kQuantBlock; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_f16(d);
+    for (size_t j = 0; j < kQuantBlock; ++j)
+      y[b].qs[j] = static_cast<int8_t>(round_to_int8(xb[j] * id));
+  }
+}
+
+void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, size_t n) {
+  constexpr size_t half = kQuantBlock / 2;
+  for (size_t b = 0; b < n / kQuantBlock; ++b) {
+    const float* xb = x + b * kQuantBlock;
+    float amax = 0.0f, max = 0.0f;
+    for (size_t j = 0; j < kQuantBlock; ++j) {
+      if (amax < std::fabs(xb[j])) {
+        amax = std::fabs(xb[j]);
+        max = xb[j];
+      }
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_f16(d);
+    for (size_t j = 0; j < half; ++j) {
+      const int q0 = std::min(15, truncate_to_int8(xb[j] * id + 8.5f));
+      const int q1 = std::min(15, truncate_to_int8(xb[j + half] * id + 8.5f));
+      y[b].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | (q1 << 4));
+    }
+  }
+}
+
+void dequantize_row(const void* src, DType dtype, size_t n, float* dst) {
+  const size_t blocks = n / dtype_block_elements(dtype);
+  switch (dtype) {
+    case DType::F32:
+      if (n != 0) std::memcpy(dst, src, n * sizeof(float));
+      return;
+    case DType::F16:
+      for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      return;
+    case DType::BF16:
+      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      return;
+    case DType::Q8_0: return dequantize_q8_0(static_cast<const BlockQ8_0*>(src), blocks, dst);
+    case DType::Q4_0: return dequantize_q4_0(static_cast<const BlockQ4_0*>(src), blocks, dst);
+    case DType::Q4_K: return dequantize_q4_k(static_cast<const BlockQ4_K*>(src), blocks, dst);
+    case DType::Q6_K: return dequantize_q6_k(static_cast<const BlockQ6_K*>(src), blocks, dst);
+  }
+}
+
+float dequantize_element(const void* data, DType dtype, size_t i) {
+  if (!dtype_is_quantized(dtype)) {
+    float v = 0.0f;
+    dequantize_row(static_cast<const uint8_t*>(data) + i * dtype_size(dtype), dtype, 1, &v);
+    return v;
+  }
+  const size_t block = dtype_block_elements(dtype);
+  float values[kSuperBlock];
+  dequantize_row(static_cast<const uint8_t*>(data) + (i / block) * dtype_block_bytes(dtype), dtype,
+                 block, values);
+  return values[i % block];
+}
+
+}  // namespace tulu
