@@ -55,7 +55,7 @@ double per_second(int tokens, double seconds) { return seconds > 0.0 ? tokens / 
 int run_chat(const ChatCommand& c) {
   const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(c.model.model_dir);
   const ChatFormat format = c.generation.chat_format.empty()
-                                ? chat_format_for_dir(c.model.model_dir)
+                                ? chat_format_for_model(c.model.model_dir)
                                 : parse_chat_format(c.generation.chat_format);
   const std::unique_ptr<LlamaModel> model = LlamaModel::load(c.model.model_dir);
   const GenerationOverrides overrides = c.generation.overrides();

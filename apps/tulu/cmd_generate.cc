@@ -51,7 +51,7 @@ int run_generate(const GenerateCommand& c) {
   std::string format_name;
   if (c.chat) {
     const ChatFormat format = c.generation.chat_format.empty()
-                                  ? chat_format_for_dir(c.model.model_dir)
+                                  ? chat_format_for_model(c.model.model_dir)
                                   : parse_chat_format(c.generation.chat_format);
     format_name = chat_format_name(format);
     std::vector<ChatMessage> messages;

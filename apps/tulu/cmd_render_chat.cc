@@ -58,7 +58,7 @@ Json render_one(const Json& input, const std::string& source, ChatFormat format,
 int run_render_chat(const RenderChatOptions& o) {
   const auto tokenizer = load_model_tokenizer(o.model);
   const ChatFormat format =
-      o.chat_format.empty() ? chat_format_for_dir(o.model) : parse_chat_format(o.chat_format);
+      o.chat_format.empty() ? chat_format_for_model(o.model) : parse_chat_format(o.chat_format);
   if (!o.jsonl) {
     std::ostringstream all_stdin;
     all_stdin << std::cin.rdbuf();

@@ -54,4 +54,15 @@ std::optional<std::string> gguf_chat_template(const std::string& model_path) {
   return GgufFile::open(*gguf)->opt_string("tokenizer.chat_template");
 }
 
+ChatFormat chat_format_for_model(const std::string& model_path) {
+  if (find_gguf_model(model_path)) {
+    const auto chat_template = gguf_chat_template(model_path);
+    if (chat_template) {
+      if (const auto format = detect_chat_format(*chat_template)) return *format;
+    }
+    return ChatFormat::Tulu;
+  }
+  return chat_format_for_dir(model_path);
+}
+
 }  // namespace tulu::cli

@@ -9,19 +9,56 @@ special-token strings), with and without BOS: `tulu tokenize -m FILE.gguf --json
 pieces must equal SentencePiece with HF legacy splitting (tests/reference/
 tokenizer_sp_reference.py) — the same reference the tokenizer.model loader is tested
 against; and `tulu detokenize` on the GGUF must equal it on the tokenizer.model directory.
+Chat format: `tulu render-chat -m FILE.gguf` picks the format of tokenizer.chat_template
+(each template of tests/reference/chat_reference.py) and renders the same ids as the HF
+directory holding that template in tokenizer_config.json.
 """
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
 import gguf_reference as gr
 import hf_checkpoint
+from chat_reference import TEMPLATES
 from tokenizer_cases import LLAMA2_DIR, corpus_texts, generated_texts, random_id_sequences, run_tulu_jsonl
 from tokenizer_sp_reference import SentencePieceLegacyReference
 
 TULU = os.environ["TULU_BIN"]
 TMP = os.path.join(os.environ["TULU_TEST_TMP"], "gguf_tokenizer")
+
+
+def render(model, conversation):
+    line = json.dumps({"messages": conversation, "add_generation_prompt": True}) + "\n"
+    r = subprocess.run([TULU, "render-chat", "-m", model, "--jsonl"], input=line, capture_output=True, text=True)
+    assert r.returncode == 0, f"render-chat -m {model}: {r.stderr}"
+    return json.loads(r.stdout)
+
+
+def check_chat_formats(model_path):
+    failures = 0
+    conversation = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"},
+                    {"role": "user", "content": "Bye"}]
+    for name, template in TEMPLATES.items():
+        path = os.path.join(TMP, f"chat_{name}.gguf")
+        gr.write_gguf(path, [("general.architecture", "string", "llama")] +
+                      gr.tokenizer_metadata(model_path, chat_template=template), [])
+        hf_dir = os.path.join(TMP, f"chat_{name}_hf")
+        os.makedirs(hf_dir, exist_ok=True)
+        shutil.copy(model_path, os.path.join(hf_dir, "tokenizer.model"))
+        with open(os.path.join(LLAMA2_DIR, "tokenizer_config.json")) as f:
+            tc = json.load(f)
+        tc["chat_template"] = template
+        with open(os.path.join(hf_dir, "tokenizer_config.json"), "w") as f:
+            json.dump(tc, f)
+        got, want = render(path, conversation), render(hf_dir, conversation)
+        ok = got["chat_format"] == name and got["ids"] == want["ids"]
+        print(f"chat template {name}: GGUF renders as {got['chat_format']}, {len(got['ids'])} ids "
+              f"{'equal to' if got['ids'] == want['ids'] else 'DIFFERENT from'} the HF directory")
+        failures += 0 if ok else 1
+    return failures
 
 
 def main():
@@ -64,6 +101,7 @@ def main():
         print(f"{label}: detokenize {len(decode_requests) - bad_decode}/{len(decode_requests)} id sequences equal "
               f"to the tokenizer.model directory")
         failures += len(bad) + bad_decode
+    failures += check_chat_formats(model_path)
     if failures:
         print(f"{failures} mismatch(es)")
         sys.exit(1)
