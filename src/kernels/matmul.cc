@@ -11,6 +11,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul_ref.h"
+#include "kernels/quant_matmul.h"
 
 namespace tulu {
 
@@ -87,7 +88,8 @@ void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadP
     std::fill(y, y + rows * out, 0.0f);
     return;
   }
-  if (force_generic_kernels() || dtype_is_quantized(w.dtype)) {
+  if (dtype_is_quantized(w.dtype)) return quant_matmul(x, rows, w, y, pool);
+  if (force_generic_kernels()) {
     pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
       matmul_ref<float>(x, rows, w, static_cast<int64_t>(begin), static_cast<int64_t>(end), y);
     });

@@ -1,0 +1,95 @@
+#include "kernels/quant_matmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+#include "kernels/quant_dot.h"
+#include "tensor/quant_blocks.h"
+
+namespace tulu {
+
+namespace {
+
+// Output rows per pool task, and weight rows per tile (8 rows of a 5632-wide Q8_0 matrix
+// are 48 KiB: they stay in L1/L2 while every activation row passes by).
+constexpr size_t kMinRowsPerTask = 16;
+constexpr int64_t kTileRows = 8;
+
+template <typename WBlock, float (*Dot)(const WBlock*, const BlockQ8_0*, size_t),
+          float (*DotRef)(const WBlock*, const BlockQ8_0*, size_t)>
+void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, float* y,
+                           ThreadPool& pool) {
+  const int64_t out = w.dim(0), in = w.dim(1);
+  const auto blocks = static_cast<size_t>(in) / kQuantBlock;
+  std::vector<BlockQ8_0> xq(static_cast<size_t>(rows) * blocks);
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row_q8_0_ref(x + r * in, xq.data() + static_cast<size_t>(r) * blocks,
+                          static_cast<size_t>(in));
+  const auto* weights = static_cast<const WBlock*>(w.data);
+  const auto dot = force_generic_kernels() ? DotRef : Dot;
+  pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
+    for (auto tile = static_cast<int64_t>(begin); tile < static_cast<int64_t>(end);
+         tile += kTileRows) {
+      const int64_t tile_end = std::min(tile + kTileRows, static_cast<int64_t>(end));
+      for (int64_t r = 0; r < rows; ++r) {
+        const BlockQ8_0* xr = xq.data() + static_cast<size_t>(r) * blocks;
+        for (int64_t o = tile; o < tile_end; ++o)
+          y[r * out + o] = dot(weights + static_cast<size_t>(o) * blocks, xr, blocks);
+      }
+    }
+  });
+}
+
+void matmul_dequantized(const float* x, int64_t rows, const TensorView& w, float* y,
+                        ThreadPool& pool) {
+  const int64_t out = w.dim(0), in = w.dim(1);
+  const size_t row_bytes = dtype_row_bytes(w.dtype, static_cast<uint64_t>(in));
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  const bool generic = force_generic_kernels();
+  pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
+    std::vector<float> row(static_cast<size_t>(in));
+    TensorView row_view{DType::F32, {1, in}, row.data()};
+    for (size_t o = begin; o < end; ++o) {
+      dequantize_row(base + o * row_bytes, w.dtype, static_cast<size_t>(in), row.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        float* dst = y + r * out + static_cast<int64_t>(o);
+        const float* xr = x + r * in;
+        if (generic) {
+          float sum = 0.0f;
+          for (int64_t i = 0; i < in; ++i) sum += xr[i] * row[static_cast<size_t>(i)];
+          *dst = sum;
+        } else {
+          matvec_rows(xr, row_view, 0, 1, dst);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void quant_matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool) {
+  const int64_t in = w.dim(1);
+  TULU_CHECK(static_cast<size_t>(in) % dtype_block_elements(w.dtype) == 0, "matmul: ",
+             dtype_name(w.dtype), " weight ", shape_to_string(w.shape),
+             " rows are not whole blocks of ", dtype_block_elements(w.dtype));
+  switch (w.dtype) {
+    case DType::Q8_0:
+      return matmul_q8_activations<BlockQ8_0, vec_dot_q8_0_q8_0, vec_dot_q8_0_q8_0_ref>(
+          x, rows, w, y, pool);
+    case DType::Q4_0:
+      return matmul_q8_activations<BlockQ4_0, vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_ref>(
+          x, rows, w, y, pool);
+    case DType::Q4_K:
+    case DType::Q6_K: return matmul_dequantized(x, rows, w, y, pool);
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16: break;
+  }
+  fail("quant_matmul: ", dtype_name(w.dtype), " is not a quantized type");
+}
+
+}  // namespace tulu

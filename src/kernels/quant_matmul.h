@@ -1,0 +1,23 @@
+// y = x · Wᵀ for block-quantized W ([out, in], in a multiple of the block size), the
+// quantized branch of matmul() (matmul.h routes every quantized dtype here).
+//
+//   Q8_0 / Q4_0: each row of x is quantized to Q8_0 once (quantize_row_q8_0_ref), then every
+//     output is an integer-block dot product (quant_dot.h), as llama.cpp computes it. Output
+//     rows are split over the pool; for prompt batches (rows > 1) a tile of weight rows stays
+//     in L1 while it meets every activation row.
+//   Q4_K / Q6_K: each weight row is dequantized exactly (dequantize_row) into a per-task fp32
+//     buffer and dotted in fp32 with every activation row.
+// force_generic_kernels() selects the scalar reference dot products.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "tensor/tensor.h"
+
+namespace tulu {
+
+// x [rows, in] fp32, y [rows, out] fp32 (not aliasing x).
+void quant_matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool);
+
+}  // namespace tulu
