@@ -24,7 +24,7 @@ namespace tulu {
 class MatmulScratch {
  public:
   // Rows of W widened at a time.
-  static constexpr int64_t kBlockRows = 64;
+  static constexpr int64_t kBlockRows = 256;
   MatmulScratch(int64_t max_in, int threads);
   int64_t max_in() const { return max_in_; }
   int slots() const { return slots_; }

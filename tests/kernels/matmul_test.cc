@@ -71,10 +71,12 @@ TEST(Matmul, BlasPathsEveryLength) {
       }
     }
   });
-  // Output sizes around the widening block (64 rows) and the per-task split, both pools,
-  // with a caller-provided scratch too.
+  // Output sizes around the widening block (kBlockRows rows) and the per-task split, both
+  // pools, with a caller-provided scratch too.
+  constexpr int64_t block = MatmulScratch::kBlockRows;
   for (DType dtype : testing::kAllDtypes) {
-    for (int64_t out : {1, 63, 64, 65, 130, 200}) {
+    for (int64_t out : {int64_t{1}, int64_t{63}, int64_t{64}, int64_t{65}, int64_t{130},
+                        block - 1, block, block + 1, 2 * block + 3}) {
       MatmulScratch scratch(40, 2);
       check_matmul(dtype, 5, out, 40, 1, one, nullptr);
       check_matmul(dtype, 5, out, 40, 0, two, &scratch);
