@@ -1,8 +1,11 @@
-// tulu quantize IN OUT --type f32|f16|bf16: a Hugging Face model directory (or any model
+// tulu quantize IN OUT --type f32|f16|bf16|q8_0|q4_0: a Hugging Face model directory (or any model
 // `-m` accepts) → one GGUF v3 file in llama.cpp's layout, carrying the config (llama.*
 // keys), the tokenizer (tokenizer.model's pieces, scores and types; BOS/EOS/UNK ids;
 // add_bos/add_eos; the chat template) and the weights: 1-D tensors (norms) stay F32 as
-// llama.cpp writes them, q/k rows permuted into Meta's interleaved RoPE order.
+// llama.cpp writes them, q/k rows permuted into Meta's interleaved RoPE order. Q8_0/Q4_0 use
+// ggml's reference quantizers (tensor/quant_blocks.h) on every 2-D tensor, as
+// convert_hf_to_gguf.py --outtype q8_0 does; a tensor whose rows are not whole 32-element
+// blocks falls back to F16 (as the converter does), which is reported.
 #include <iostream>
 
 #include "command.h"
@@ -12,6 +15,7 @@
 #include "llama/gguf_writer.h"
 #include "llama/model.h"
 #include "tensor/half.h"
+#include "tensor/quant_blocks.h"
 #include "tokenizer/sentencepiece_model_file.h"
 #include "tokenizer/tokenizer_config.h"
 
@@ -32,6 +36,8 @@ const TargetType kTargets[] = {
     {"f32", DType::F32, 0},
     {"f16", DType::F16, 1},
     {"bf16", DType::BF16, 32},
+    {"q8_0", DType::Q8_0, 7},
+    {"q4_0", DType::Q4_0, 2},
 };
 
 // Writes n fp32 values in dtype.
@@ -48,6 +54,8 @@ void encode_row(const float* x, size_t n, DType dtype, void* out) {
       for (size_t i = 0; i < n; ++i) o[i] = f32_to_bf16(x[i]);
       return;
     }
+    case DType::Q8_0: quantize_row_q8_0_ref(x, static_cast<BlockQ8_0*>(out), n); return;
+    case DType::Q4_0: quantize_row_q4_0_ref(x, static_cast<BlockQ4_0*>(out), n); return;
     default: fail("quantize: no encoder for ", dtype_name(dtype));
   }
 }
@@ -138,12 +146,13 @@ int run_quantize(const QuantizeOptions& o) {
   for (const auto& t : kTargets) {
     if (o.type == t.option) target = &t;
   }
-  TULU_CHECK(target != nullptr, "--type ", o.type, " is not supported (supported: f32, f16, bf16)");
+  TULU_CHECK(target != nullptr, "--type ", o.type, " is not supported (supported: f32, f16, bf16, q8_0, q4_0)");
   const std::unique_ptr<LlamaModel> model = LlamaModel::load(o.input);
   const LlamaConfig& config = model->config();
 
   GgufWriter w;
   write_config(w, config, o.name.empty() ? base_name(o.input) : o.name, target->file_type);
+  if (dtype_is_quantized(target->dtype)) w.set_uint32("general.quantization_version", 2);
   write_tokenizer(w, is_directory(o.input) ? o.input : ".", config);
 
   const std::vector<ParamSpec> specs = llama_param_specs(config);
@@ -152,7 +161,12 @@ int run_quantize(const QuantizeOptions& o) {
   for (const auto& spec : specs) {
     const auto gguf_name = gguf_name_from_hf(spec.name);
     TULU_CHECK(gguf_name.has_value(), "no GGUF name for tensor '", spec.name, "'");
-    const DType dtype = spec.shape.size() == 1 ? DType::F32 : target->dtype;
+    DType dtype = spec.shape.size() == 1 ? DType::F32 : target->dtype;
+    if (static_cast<uint64_t>(spec.shape.back()) % dtype_block_elements(dtype) != 0) {
+      std::cout << "quantize: " << spec.name << " " << shape_to_string(spec.shape) << ": rows of "
+                << spec.shape.back() << " are not whole " << dtype_name(dtype) << " blocks; writing F16\n";
+      dtype = DType::F16;
+    }
     dtypes.push_back(dtype);
     w.add_tensor(*gguf_name, dtype, spec.shape);
     total += w.tensor_bytes(w.tensor_count() - 1);
@@ -187,12 +201,12 @@ RunFunction setup(CLI::App& app) {
   auto o = std::make_shared<QuantizeOptions>();
   app.add_option("input", o->input, "Hugging Face model directory (or a GGUF file)")->required();
   app.add_option("output", o->output, "GGUF file to write")->required();
-  app.add_option("--type", o->type, "weight type of the 2-D tensors: f32, f16, bf16")->capture_default_str();
+  app.add_option("--type", o->type, "weight type of the 2-D tensors: f32, f16, bf16, q8_0, q4_0")->capture_default_str();
   app.add_option("--name", o->name, "general.name (default: the input's base name)");
   return [o] { return run_quantize(*o); };
 }
 
-const bool registered = register_command({"quantize", "convert a model to a GGUF file (f32, f16, bf16)", 60, setup});
+const bool registered = register_command({"quantize", "convert a model to a GGUF file (f32, f16, bf16, q8_0, q4_0)", 60, setup});
 
 }  // namespace
 

@@ -162,7 +162,18 @@ GgufLlama read_gguf_llama(const std::string& path) {
     const std::vector<int64_t> shape = info.shape();
     const int heads = permuted_head_count(name, out.config);
     if (heads == 0) {
-      out.store.add_view_or_copy(name, *dtype, shape, info.data, path);
+      TensorView view;
+      view.dtype = *dtype;
+      view.shape = shape;
+      view.data = info.data;
+      // Data offsets are multiples of general.alignment in a page-aligned mapping, so this
+      // copies only for a file with an alignment below the type's (e.g. 1).
+      if (reinterpret_cast<uintptr_t>(info.data) % dtype_alignment(*dtype) != 0) {
+        void* copy = out.store.allocate(static_cast<size_t>(info.nbytes));
+        std::memcpy(copy, info.data, static_cast<size_t>(info.nbytes));
+        view.data = copy;
+      }
+      out.store.add(name, view, path);
       continue;
     }
     TULU_CHECK(shape.size() == 2 && shape[0] % (2 * heads) == 0, path, ": tensor '", info.name, "' has shape ",

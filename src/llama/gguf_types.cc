@@ -52,7 +52,7 @@ std::string ggml_type_label(uint32_t code) {
 std::optional<DType> dtype_from_ggml(uint32_t code) {
   DType dtype;
   const auto info = ggml_type_info(code);
-  if (info && parse_dtype(info->name, &dtype)) return dtype;
+  if (info && parse_any_dtype(info->name, &dtype)) return dtype;
   return std::nullopt;
 }
 
