@@ -48,6 +48,10 @@ struct ModelFacts {
   std::string type;      // "llama 1.1B BF16", as llama-bench's model_type
   std::string dtype;     // the weights' stored dtype(s), e.g. "BF16" or "F32+BF16"
   uint64_t size = 0;     // bytes of the weights the model uses (a tied lm_head once)
+  // Bytes of weights read per generated token: all but the embedding table, of which one
+  // row is read (unless it is tied to lm_head, which reads all of it). Decode's ceiling is
+  // memory bandwidth ÷ this.
+  uint64_t bytes_per_token = 0;
   int64_t n_params = 0;
 };
 
@@ -98,6 +102,10 @@ ModelFacts model_facts(const LlamaModel& model) {
     const TensorView& view = model.store().get(spec.name).view;
     bytes_by_dtype[std::string(dtype_name(view.dtype))] += view.nbytes();
     facts.size += view.nbytes();
+    const bool embedding_only =
+        spec.name == "model.embed_tokens.weight" && !model.config().tie_word_embeddings;
+    facts.bytes_per_token += embedding_only ? view.nbytes() / static_cast<uint64_t>(view.dim(0))
+                                            : view.nbytes();
   }
   for (const auto& [name, bytes] : bytes_by_dtype) {
     if (!facts.dtype.empty()) facts.dtype += "+";
@@ -201,6 +209,7 @@ Json to_json(const TestResult& t, const ModelFacts& m, const RunInfo& run) {
   // Ours, beyond llama-bench's fields.
   j["load_time_ms"] = run.load_ms;
   j["kv_cache_bytes"] = run.kv_cache_bytes;
+  j["weight_bytes_per_token"] = m.bytes_per_token;
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["blas_core"] = blas_core_name();
   j["kernel_target"] = kernel_target_name();
@@ -231,10 +240,10 @@ void print_markdown(const std::vector<TestResult>& tests, const ModelFacts& m, c
                 human_size(m.size).c_str(), params, run.threads, test, mean(ts), stddev(ts));
   }
   std::printf("\nload: %.1f ms; peak RSS: %s (weights %s + KV cache %s + workspaces); "
-              "kernels: %s; BLAS: OpenBLAS %s\n",
+              "weights read per generated token: %s; kernels: %s; BLAS: OpenBLAS %s\n",
               run.load_ms, human_size(peak_rss_bytes()).c_str(), human_size(m.size).c_str(),
-              human_size(run.kv_cache_bytes).c_str(), kernel_target_name().c_str(),
-              blas_core_name());
+              human_size(run.kv_cache_bytes).c_str(), human_size(m.bytes_per_token).c_str(),
+              kernel_target_name().c_str(), blas_core_name());
 }
 
 int run_bench(const BenchOptions& o) {

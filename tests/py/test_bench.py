@@ -32,7 +32,7 @@ def close(a, b, rel=1e-6):
     return abs(a - b) <= rel * max(abs(a), abs(b), 1e-30)
 
 
-def check_json(model_dir, dtype, n_params, n_bytes):
+def check_json(model_dir, dtype, n_params, n_bytes, per_token):
     p = run(["-m", model_dir, "-p", "16", "-n", "5", "-r", "3", "-t", "2", "-o", "json"])
     assert p.returncode == 0, f"bench -o json failed: {p.stderr}"
     rows = json.loads(p.stdout)
@@ -56,6 +56,7 @@ def check_json(model_dir, dtype, n_params, n_bytes):
         assert abs(r["avg_ns"] - statistics.mean(ns)) <= 1, (r["avg_ns"], statistics.mean(ns))
         assert r["avg_ts"] > 0 and r["load_time_ms"] > 0, r
         assert r["peak_rss_bytes"] > 0 and r["kv_cache_bytes"] > 0, r
+        assert r["weight_bytes_per_token"] == per_token, (r["weight_bytes_per_token"], per_token)
         print(f"ok   {dtype} {'pp' if r['n_prompt'] else 'tg'}: {r['avg_ts']:.1f} ± "
               f"{r['stddev_ts']:.1f} t/s over {len(ts)} reps; params {n_params}, "
               f"{n_bytes} bytes, as computed from the state dict")
@@ -71,7 +72,11 @@ def main():
         hf_checkpoint.write_model_dir(model_dir, config, state, tokenizer=False)
         n_params = sum(t.numel() for t in state.values())
         n_bytes = sum(t.numel() * t.element_size() for t in state.values())
-        check_json(model_dir, {"float32": "f32", "bfloat16": "bf16"}[dtype], n_params, n_bytes)
+        embed = state["model.embed_tokens.weight"]
+        # Decode reads every weight but the (untied) embedding table, of which one row.
+        per_token = n_bytes - embed.numel() * embed.element_size() + embed.shape[1] * embed.element_size()
+        check_json(model_dir, {"float32": "f32", "bfloat16": "bf16"}[dtype], n_params, n_bytes,
+                   per_token)
         model_dirs[dtype] = model_dir
 
     md = run(["-m", model_dirs["float32"], "-p", "8", "-n", "4", "-r", "2", "-t", "1"])
