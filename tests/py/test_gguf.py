@@ -2,15 +2,18 @@
 GGUF writer/reader written from the spec, with llama.cpp's q/k row permutation) and
 tests/reference/hf_llama.py (PyTorch).
 
-  load      random HF checkpoints → GGUF by the reference writer (F32, F16, BF16; MHA/GQA, tied,
+  load      random HF checkpoints → GGUF by the reference writer (F32, F16, BF16, Q8_0, Q4_0 — the
+            quantized ones by tests/reference/ggml_quants.py; MHA/GQA, tied,
             explicit head_dim, linear rope scaling): `tulu logits -m file.gguf` against
             (a) hf_llama on the weights the reference reader decodes and un-permutes from the
-                same file, max |Δlogit| ≤ 1e-4 for every format (we compute in fp32 whatever
-                the storage), and
+                same file, max |Δlogit| ≤ 1e-4 for the float formats (we compute in fp32
+                whatever the storage); for Q8_0/Q4_0 the activations are Q8_0-quantized as in
+                llama.cpp: ≤ 0.05 and top-1 agreement ≥ 90 %, and
             (b) `tulu logits` on the HF directory: ≤ 1e-4 for F32 (only eps and theta are
                 stored as float32 in GGUF); for F16/BF16 the difference is that of rounding
-                the weights, printed and bounded by 0.05 / 0.2 (logits O(1)).
-  quantize  `tulu quantize HF OUT --type f32|f16|bf16` parsed by the reference reader: every
+                the weights, printed and bounded by 0.05 / 0.2 / 0.2 / 1.0 for F16 / BF16 /
+                Q8_0 / Q4_0 (logits O(1)).
+  quantize  `tulu quantize HF OUT --type f32|f16|bf16|q8_0|q4_0` parsed by the reference reader: every
             llama.* / tokenizer.* key against the config, tokenizer.model (via the sentencepiece
             package) and tokenizer_config.json; tensor names, dims, types and bytes bit-exact
             against the reference writer's encoding of the same weights; then its logits as in
@@ -37,7 +40,14 @@ TMP = os.path.join(os.environ.get("TULU_TEST_TMP", tempfile.gettempdir()), "gguf
 TOKENIZER_MODEL = os.path.join(hf_checkpoint.TOKENIZER_DIR, "tokenizer.model")
 TOLERANCE = 1e-4
 ROUNDING_BOUND = {gr.GGML_F32: TOLERANCE, gr.GGML_F16: 0.05, gr.GGML_BF16: 0.2}
-TYPE_NAMES = {gr.GGML_F32: "F32", gr.GGML_F16: "F16", gr.GGML_BF16: "BF16"}
+RELATIVE_BOUND = {gr.GGML_Q8_0: 0.1, gr.GGML_Q4_0: 0.5}
+# Quantized weights are multiplied with Q8_0-quantized activations (as llama.cpp does), so
+# against hf_llama on the exactly dequantized weights the difference is that of quantizing
+# the activations: bounded here; the top-1 token must agree at ≥ 90 % of positions.
+DEQUANTIZED_BOUND = {gr.GGML_Q8_0: 0.05, gr.GGML_Q4_0: 0.05}  # relative to max |logit|
+TYPE_NAMES = {gr.GGML_F32: "F32", gr.GGML_F16: "F16", gr.GGML_BF16: "BF16", gr.GGML_Q8_0: "Q8_0",
+              gr.GGML_Q4_0: "Q4_0"}
+FILE_TYPES = {"F32": 0, "F16": 1, "BF16": 32, "Q8_0": 7, "Q4_0": 2}
 
 CASES = [
     ("gqa", dict(hidden=64, intermediate=172, layers=2, heads=4, kv_heads=2, vocab=1000, eps=1e-5)),
@@ -73,8 +83,23 @@ def max_diff(a, b):
     return float(np.max(np.abs(a - np.asarray(b, dtype=np.float64))))
 
 
+def relative_diff(a, b):
+    """max |Δ| / max |b|: the quantized formats' error scales with the logits."""
+    return max_diff(a, b) / float(np.max(np.abs(b)))
+
+
+def check_rounding(label, ggml_type, got, hf_logits):
+    if ggml_type in RELATIVE_BOUND:
+        d, bound = relative_diff(got, hf_logits), RELATIVE_BOUND[ggml_type]
+        top1 = float(np.mean(got.argmax(1) == hf_logits.argmax(1)))
+        check(d <= bound, f"{label}: max |Δ| / max |logit| = {d:.3e} (bound {bound}), top-1 agreement {top1:.2f}")
+    else:
+        d, bound = max_diff(got, hf_logits), ROUNDING_BOUND[ggml_type]
+        check(d <= bound, f"{label}: max |Δ| = {d:.3e} (bound {bound})")
+
+
 def test_load(name, config, state, hf_dir, ids, hf_logits):
-    for ggml_type in (gr.GGML_F32, gr.GGML_F16, gr.GGML_BF16):
+    for ggml_type in TYPE_NAMES:
         label = f"{name} {TYPE_NAMES[ggml_type]}"
         path = os.path.join(TMP, f"{name}_{TYPE_NAMES[ggml_type]}.gguf")
         metadata = gr.llama_metadata(config) + gr.tokenizer_metadata(TOKENIZER_MODEL)
@@ -82,12 +107,16 @@ def test_load(name, config, state, hf_dir, ids, hf_logits):
         ref_config, ref_state = gr.hf_from_llama_gguf(gr.read_gguf(path))
         expected = LlamaReference(ref_config, ref_state).forward(ids)[0].numpy()
         got = logits(path, ids, f"{name}_{TYPE_NAMES[ggml_type]}")
-        d = max_diff(got, expected)
-        check(d <= TOLERANCE, f"{label}: tulu logits on GGUF vs hf_llama on the decoded GGUF: max |Δ| = {d:.3e}")
-        d = max_diff(got, hf_logits)
-        bound = ROUNDING_BOUND[ggml_type]
-        check(d <= bound, f"{label}: tulu logits on GGUF vs on the HF directory (f32): max |Δ| = {d:.3e} "
-                          f"(bound {bound})")
+        if ggml_type in DEQUANTIZED_BOUND:
+            d, bound = relative_diff(got, expected), DEQUANTIZED_BOUND[ggml_type]
+            top1 = float(np.mean(got.argmax(1) == expected.argmax(1)))
+            check(d <= bound and top1 >= 0.9, f"{label}: tulu logits on GGUF vs hf_llama on the dequantized GGUF: "
+                                              f"max |Δ| / max |logit| = {d:.3e} (bound {bound}), top-1 agreement "
+                                              f"{top1:.2f} (bound 0.9)")
+        else:
+            d = max_diff(got, expected)
+            check(d <= TOLERANCE, f"{label}: tulu logits on GGUF vs hf_llama on the decoded GGUF: max |Δ| = {d:.3e}")
+        check_rounding(label + ": tulu logits on GGUF vs on the HF directory (f32)", ggml_type, got, hf_logits)
 
 
 def expected_metadata(config, hf_dir, type_name):
@@ -97,12 +126,14 @@ def expected_metadata(config, hf_dir, type_name):
     tok = dict((k, v) for k, _, v in gr.tokenizer_metadata(TOKENIZER_MODEL, tc.get("add_bos_token", True),
                                                            tc.get("add_eos_token", False), tc.get("chat_template")))
     md.update(tok)
-    md["general.file_type"] = {"F32": 0, "F16": 1, "BF16": 32}[type_name]
+    md["general.file_type"] = FILE_TYPES[type_name]
+    if type_name.startswith("Q"):
+        md["general.quantization_version"] = 2
     return md
 
 
 def test_quantize(name, config, state, hf_dir, ids, hf_logits):
-    for ggml_type in (gr.GGML_F32, gr.GGML_F16, gr.GGML_BF16):
+    for ggml_type in TYPE_NAMES:
         type_name = TYPE_NAMES[ggml_type]
         out = os.path.join(TMP, f"{name}_quantized_{type_name}.gguf")
         run(["quantize", hf_dir, out, "--type", type_name.lower(), "--name", "test"])
@@ -138,10 +169,7 @@ def test_quantize(name, config, state, hf_dir, ids, hf_logits):
               f"{name} quantize {type_name}: {len(want)} tensors, names/types/dims/bytes bit-exact vs the "
               f"reference writer" + (f"; differ: {mismatched[:4]}" if mismatched else ""))
         got = logits(out, ids, f"{name}_quantized_{type_name}")
-        d = max_diff(got, hf_logits)
-        bound = ROUNDING_BOUND[ggml_type]
-        check(d <= bound, f"{name} quantize {type_name}: logits vs the HF directory: max |Δ| = {d:.3e} "
-                          f"(bound {bound})")
+        check_rounding(f"{name} quantize {type_name}: logits vs the HF directory", ggml_type, got, hf_logits)
 
 
 def test_directory(name, hf_dir, ids, hf_logits):

@@ -16,7 +16,8 @@ API:
                            tensors {name: (ggml_type, dims innermost first, bytes)})
     llama_gguf_from_hf(config, state, ggml_type, tokenizer_dir=None) -> (metadata, tensors)
         what llama.cpp's converter writes for an HF Llama checkpoint: llama.* keys,
-        tokenizer.ggml.* from tokenizer.model, q/k rows permuted, 1-D tensors F32.
+        tokenizer.ggml.* from tokenizer.model, q/k rows permuted, 1-D tensors F32
+        (ggml_type F32, F16, BF16, Q8_0 or Q4_0; the quantized ones via ggml_quants.py).
     hf_from_llama_gguf(g) -> (config dict, {HF name: float32 tensor}) with q/k un-permuted.
     permute_qk(w, n_head) / unpermute_qk(w, n_head): llama.cpp's LlamaModel.permute and inverse.
 """
@@ -26,6 +27,8 @@ import struct
 
 import numpy as np
 import torch
+
+import ggml_quants
 
 VT = {"uint8": 0, "int8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5, "float32": 6, "bool": 7,
       "string": 8, "array": 9, "uint64": 10, "int64": 11, "float64": 12}
@@ -165,13 +168,18 @@ def read_gguf(path):
 
 
 def encode(t, ggml_type):
-    """float tensor → raw bytes of a GGUF float type (round-to-nearest-even as torch does)."""
+    """float tensor → raw bytes of a GGUF type: float types round to nearest even as torch
+    does; Q8_0/Q4_0 by tests/reference/ggml_quants.py (ggml's reference quantizers)."""
     if ggml_type == GGML_F32:
         return t.float().contiguous().numpy().tobytes()
     if ggml_type == GGML_F16:
         return t.float().to(torch.float16).contiguous().view(torch.int16).numpy().tobytes()
     if ggml_type == GGML_BF16:
         return t.float().to(torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes()
+    if ggml_type == GGML_Q8_0:
+        return ggml_quants.quantize_q8_0(t.float().contiguous().numpy().ravel())
+    if ggml_type == GGML_Q4_0:
+        return ggml_quants.quantize_q4_0(t.float().contiguous().numpy().ravel())
     raise ValueError(f"no encoder for ggml type {ggml_type}")
 
 
@@ -179,6 +187,9 @@ def decode(data, ggml_type, dims):
     shape = list(reversed(dims))
     if ggml_type == GGML_F32:
         return torch.from_numpy(np.frombuffer(data, dtype=np.float32).copy()).reshape(shape)
+    if ggml_type in (GGML_Q8_0, GGML_Q4_0):
+        deq = ggml_quants.dequantize_q8_0 if ggml_type == GGML_Q8_0 else ggml_quants.dequantize_q4_0
+        return torch.from_numpy(deq(data).copy()).reshape(shape)
     raw = torch.from_numpy(np.frombuffer(data, dtype=np.int16).copy()).reshape(shape)
     if ggml_type == GGML_F16:
         return raw.view(torch.float16).float()
@@ -262,6 +273,8 @@ def llama_tensors(config, state, ggml_type):
         elif name.endswith("k_proj.weight"):
             w = permute_qk(w, kv_heads)
         gtype = GGML_F32 if w.dim() == 1 else ggml_type
+        if GGML_BLOCK[gtype][0] > 1 and w.shape[-1] % GGML_BLOCK[gtype][0] != 0:
+            gtype = GGML_F16  # convert_hf_to_gguf.py's fallback when rows are not whole blocks
         out.append((gguf_name(name), gtype, list(w.shape), encode(w, gtype)))
     return out
 
