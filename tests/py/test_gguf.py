@@ -18,6 +18,10 @@ tests/reference/hf_llama.py (PyTorch).
             package) and tokenizer_config.json; tensor names, dims, types and bytes bit-exact
             against the reference writer's encoding of the same weights; then its logits as in
             (b).
+  k-quants  a GGUF whose 2-D tensors are random Q4_K or Q6_K blocks (as llama-quantize files
+            hold; we read them, not write them): `tulu logits` against hf_llama on the weights
+            dequantized by tests/reference/ggml_quants.py, max |Δlogit| ≤ 1e-4 (these are
+            dequantized exactly and computed in fp32).
   -m DIR    a directory holding one .gguf loads it; two .gguf files are an error naming both.
 """
 
@@ -185,6 +189,31 @@ def test_directory(name, hf_dir, ids, hf_logits):
           f"{name}: -m DIR with two .gguf files is an error naming both: {r.stderr.strip()}")
 
 
+def test_k_quants():
+    config = hf_checkpoint.make_config(hidden=256, intermediate=512, layers=1, heads=4, kv_heads=2, vocab=512,
+                                       dtype="float32")
+    state = hf_checkpoint.make_state_dict(config, seed=77)
+    gen = torch.Generator().manual_seed(78)
+    ids = [1] + torch.randint(0, config["vocab_size"], (15,), generator=gen).tolist()
+    for ggml_type, label in ((gr.GGML_Q4_K, "Q4_K"), (gr.GGML_Q6_K, "Q6_K")):
+        tensors = []
+        for name, t in state.items():
+            if t.dim() == 1:
+                tensors.append((gr.gguf_name(name), gr.GGML_F32, list(t.shape), gr.encode(t, gr.GGML_F32)))
+            else:
+                magnitude = 1.0 if "embed" in name else 2.0 / t.shape[1] ** 0.5
+                tensors.append((gr.gguf_name(name), ggml_type, list(t.shape),
+                                gr.random_k_quant_rows(list(t.shape), ggml_type, gen, magnitude)))
+        path = os.path.join(TMP, f"k_quant_{label}.gguf")
+        gr.write_gguf(path, gr.llama_metadata(config) + gr.tokenizer_metadata(TOKENIZER_MODEL), tensors)
+        ref_config, ref_state = gr.hf_from_llama_gguf(gr.read_gguf(path))
+        expected = LlamaReference(ref_config, ref_state).forward(ids)[0].numpy()
+        got = logits(path, ids, f"k_quant_{label}")
+        d = max_diff(got, expected)
+        check(d <= TOLERANCE, f"{label} GGUF (random blocks, hidden 256): tulu logits vs hf_llama on the "
+                              f"dequantized weights: max |Δ| = {d:.3e} (max |logit| {np.max(np.abs(expected)):.1f})")
+
+
 def main():
     os.makedirs(TMP, exist_ok=True)
     for index, (name, kwargs) in enumerate(CASES):
@@ -200,6 +229,7 @@ def main():
         test_quantize(name, config, state, hf_dir, ids, hf_logits)
         if index == 0:
             test_directory(name, hf_dir, ids, hf_logits)
+    test_k_quants()
     if failures:
         print(f"{len(failures)} failure(s)")
         sys.exit(1)

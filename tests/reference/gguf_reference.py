@@ -35,8 +35,11 @@ VT = {"uint8": 0, "int8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5, "
 VT_NAMES = {v: k for k, v in VT.items()}
 SCALAR_FORMATS = {"uint8": "<B", "int8": "<b", "uint16": "<H", "int16": "<h", "uint32": "<I", "int32": "<i",
                   "float32": "<f", "bool": "<?", "uint64": "<Q", "int64": "<q", "float64": "<d"}
-GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0, GGML_BF16 = 0, 1, 2, 8, 30
-GGML_BLOCK = {GGML_F32: (1, 4), GGML_F16: (1, 2), GGML_BF16: (1, 2), GGML_Q4_0: (32, 18), GGML_Q8_0: (32, 34)}
+GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0, GGML_Q4_K, GGML_Q6_K, GGML_BF16 = 0, 1, 2, 8, 12, 14, 30
+GGML_BLOCK = {GGML_F32: (1, 4), GGML_F16: (1, 2), GGML_BF16: (1, 2), GGML_Q4_0: (32, 18), GGML_Q8_0: (32, 34),
+              GGML_Q4_K: (256, 144), GGML_Q6_K: (256, 210)}
+DEQUANTIZE = {GGML_Q8_0: ggml_quants.dequantize_q8_0, GGML_Q4_0: ggml_quants.dequantize_q4_0,
+              GGML_Q4_K: ggml_quants.dequantize_q4_k, GGML_Q6_K: ggml_quants.dequantize_q6_k}
 
 GgufContents = collections.namedtuple("GgufContents", "version alignment metadata tensors")
 
@@ -187,15 +190,29 @@ def decode(data, ggml_type, dims):
     shape = list(reversed(dims))
     if ggml_type == GGML_F32:
         return torch.from_numpy(np.frombuffer(data, dtype=np.float32).copy()).reshape(shape)
-    if ggml_type in (GGML_Q8_0, GGML_Q4_0):
-        deq = ggml_quants.dequantize_q8_0 if ggml_type == GGML_Q8_0 else ggml_quants.dequantize_q4_0
-        return torch.from_numpy(deq(data).copy()).reshape(shape)
+    if ggml_type in DEQUANTIZE:
+        return torch.from_numpy(DEQUANTIZE[ggml_type](data).copy()).reshape(shape)
     raw = torch.from_numpy(np.frombuffer(data, dtype=np.int16).copy()).reshape(shape)
     if ggml_type == GGML_F16:
         return raw.view(torch.float16).float()
     if ggml_type == GGML_BF16:
         return raw.view(torch.bfloat16).float()
     raise ValueError(f"no decoder for ggml type {ggml_type}")
+
+
+def random_k_quant_rows(shape, ggml_type, generator, magnitude):
+    """Random Q4_K / Q6_K blocks for a [rows, cols] tensor (cols a multiple of 256): random
+    quants and sub-block scales, f16 super-block scales chosen so that weights are about
+    ±magnitude. Stands in for llama-quantize's output, which we only need to read."""
+    block, size = GGML_BLOCK[ggml_type]
+    n_blocks = shape[0] * shape[1] // block
+    raw = torch.randint(0, 256, (n_blocks, size), generator=generator, dtype=torch.int32).to(torch.uint8).numpy()
+    if ggml_type == GGML_Q4_K:  # w = d·sc·q − dmin·m with sc, m ≤ 63, q ≤ 15
+        raw[:, 0:2] = np.full((n_blocks, 1), magnitude / 600, dtype=np.float16).view(np.uint8)
+        raw[:, 2:4] = np.full((n_blocks, 1), magnitude / 100, dtype=np.float16).view(np.uint8)
+    else:  # w = d·sc·(q − 32) with |sc| ≤ 128, |q − 32| ≤ 32
+        raw[:, 208:210] = np.full((n_blocks, 1), magnitude / 2000, dtype=np.float16).view(np.uint8)
+    return raw.tobytes()
 
 
 def head_dim(config):
