@@ -13,13 +13,14 @@ namespace tulu {
 
 namespace {
 
-// Output rows per pool task, and weight rows per tile (8 rows of a 5632-wide Q8_0 matrix
-// are 48 KiB: they stay in L1/L2 while every activation row passes by).
+// Output rows per pool task, and the tile edge: 4 weight rows × 4 activation rows
+// (quant_tile_4x4_*).
 constexpr size_t kMinRowsPerTask = 16;
-constexpr int64_t kTileRows = 8;
+constexpr int64_t kTileRows = 4;
 
 template <typename WBlock, float (*Dot)(const WBlock*, const BlockQ8_0*, size_t),
-          float (*DotRef)(const WBlock*, const BlockQ8_0*, size_t)>
+          float (*DotRef)(const WBlock*, const BlockQ8_0*, size_t),
+          bool (*Tile)(const WBlock*, const BlockQ8_0*, const int32_t*, size_t, float*)>
 void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, float* y,
                            ThreadPool& pool) {
   const int64_t out = w.dim(0), in = w.dim(1);
@@ -29,12 +30,31 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
     quantize_row_q8_0_ref(x + r * in, xq.data() + static_cast<size_t>(r) * blocks,
                           static_cast<size_t>(in));
   const auto* weights = static_cast<const WBlock*>(w.data);
-  const auto dot = force_generic_kernels() ? DotRef : Dot;
+  const bool generic = force_generic_kernels();
+  const auto dot = generic ? DotRef : Dot;
+  // Batches of 4 or more rows: 4 × 4 tiles of (weight row, activation row) products share
+  // their block loads (quant_dot.h); leftover rows and columns use the pairwise dot.
+  const bool tiles = rows >= 4 && !generic;
+  std::vector<int32_t> sums(tiles ? xq.size() : 0);
+  if (tiles) quant_block_sums(xq.data(), xq.size(), sums.data());
   pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
     for (auto tile = static_cast<int64_t>(begin); tile < static_cast<int64_t>(end);
          tile += kTileRows) {
       const int64_t tile_end = std::min(tile + kTileRows, static_cast<int64_t>(end));
-      for (int64_t r = 0; r < rows; ++r) {
+      int64_t r = 0;
+      if (tiles && tile_end - tile == kTileRows) {
+        float products[kTileRows * kTileRows];
+        for (; r + kTileRows <= rows; r += kTileRows) {
+          const size_t x_offset = static_cast<size_t>(r) * blocks;
+          if (!Tile(weights + static_cast<size_t>(tile) * blocks, xq.data() + x_offset,
+                    sums.data() + x_offset, blocks, products))
+            break;
+          for (int64_t i = 0; i < kTileRows; ++i)
+            for (int64_t j = 0; j < kTileRows; ++j)
+              y[(r + j) * out + tile + i] = products[i * kTileRows + j];
+        }
+      }
+      for (; r < rows; ++r) {
         const BlockQ8_0* xr = xq.data() + static_cast<size_t>(r) * blocks;
         for (int64_t o = tile; o < tile_end; ++o)
           y[r * out + o] = dot(weights + static_cast<size_t>(o) * blocks, xr, blocks);
@@ -78,10 +98,12 @@ void quant_matmul(const float* x, int64_t rows, const TensorView& w, float* y, T
              " rows are not whole blocks of ", dtype_block_elements(w.dtype));
   switch (w.dtype) {
     case DType::Q8_0:
-      return matmul_q8_activations<BlockQ8_0, vec_dot_q8_0_q8_0, vec_dot_q8_0_q8_0_ref>(
+      return matmul_q8_activations<BlockQ8_0, vec_dot_q8_0_q8_0, vec_dot_q8_0_q8_0_ref,
+                                   quant_tile_4x4_q8_0>(
           x, rows, w, y, pool);
     case DType::Q4_0:
-      return matmul_q8_activations<BlockQ4_0, vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_ref>(
+      return matmul_q8_activations<BlockQ4_0, vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_ref,
+                                   quant_tile_4x4_q4_0>(
           x, rows, w, y, pool);
     case DType::Q4_K:
     case DType::Q6_K: return matmul_dequantized(x, rows, w, y, pool);

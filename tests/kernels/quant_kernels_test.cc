@@ -252,19 +252,38 @@ TEST(QuantMatmul, MatchesReferenceForEveryTypePathAndBatch) {
   }
 }
 
-TEST(QuantMatmul, PromptBatchRowsEqualSingleRowProducts) {
+// Prompt batches: 4 × 4 tiles (VNNI) plus leftover rows/columns (pairwise dots) cover
+// every output exactly once; each agrees with the single-row product within the bound.
+TEST(QuantMatmul, PromptBatchRowsMatchSingleRowProducts) {
   ThreadPool pool(2);
-  const int64_t out = 24, in = 256, rows = 9;
-  for (DType dtype : {DType::Q8_0, DType::Q4_0}) {
-    const QuantMatrix w(dtype, out, in, 9);
-    const std::vector<float> x = scaled_normals(static_cast<size_t>(rows * in), 3);
-    std::vector<float> batch(static_cast<size_t>(rows * out)), single(static_cast<size_t>(out));
-    matmul(x.data(), rows, w.view, batch.data(), pool);
-    for (int64_t r = 0; r < rows; ++r) {
-      matmul(x.data() + r * in, 1, w.view, single.data(), pool);
-      for (int64_t o = 0; o < out; ++o) ASSERT_EQ(batch[static_cast<size_t>(r * out + o)], single[static_cast<size_t>(o)]);
+  const int64_t out = 26, in = 256;
+  for (QuantPath path : kPaths) {
+    set_quant_dot_path_limit(path);
+    SCOPED_TRACE("path " + quant_dot_target_name());
+    for (int64_t rows : {4, 9, 16}) {
+      for (DType dtype : {DType::Q8_0, DType::Q4_0}) {
+        const QuantMatrix w(dtype, out, in, 9);
+        const std::vector<float> x = scaled_normals(static_cast<size_t>(rows * in), 3);
+        std::vector<float> batch(static_cast<size_t>(rows * out), NAN), single(static_cast<size_t>(out));
+        matmul(x.data(), rows, w.view, batch.data(), pool);
+        for (int64_t r = 0; r < rows; ++r) {
+          matmul(x.data() + r * in, 1, w.view, single.data(), pool);
+          std::vector<BlockQ8_0> xq(static_cast<size_t>(in) / 32);
+          quantize_row_q8_0_ref(x.data() + r * in, xq.data(), static_cast<size_t>(in));
+          for (int64_t o = 0; o < out; ++o) {
+            const uint8_t* wrow = w.bytes.data() + static_cast<size_t>(o) * dtype_row_bytes(dtype, in);
+            const double bound =
+                dtype == DType::Q8_0
+                    ? 4 * dot_bound(reinterpret_cast<const BlockQ8_0*>(wrow), xq.data(), xq.size())
+                    : 4 * dot_bound(reinterpret_cast<const BlockQ4_0*>(wrow), xq.data(), xq.size());
+            ASSERT_LE(std::fabs(batch[static_cast<size_t>(r * out + o)] - single[static_cast<size_t>(o)]), bound)
+                << dtype_name(dtype) << " rows=" << rows << " r=" << r << " o=" << o;
+          }
+        }
+      }
     }
   }
+  set_quant_dot_path_limit(QuantPath::kVnni);
 }
 
 TEST(QuantMatmul, RowsThatAreNotWholeBlocksAreAnError) {
