@@ -22,6 +22,8 @@ tests/reference/hf_llama.py (PyTorch).
             hold; we read them, not write them): `tulu logits` against hf_llama on the weights
             dequantized by tests/reference/ggml_quants.py, max |Δlogit| ≤ 1e-4 (these are
             dequantized exactly and computed in fp32).
+  header    GGUF v2 files and files with general.alignment = 64 / 8 give the same logits as
+            the v3, 32-aligned file (bit-identical).
   -m DIR    a directory holding one .gguf loads it; two .gguf files are an error naming both.
 """
 
@@ -176,6 +178,19 @@ def test_quantize(name, config, state, hf_dir, ids, hf_logits):
         check_rounding(f"{name} quantize {type_name}: logits vs the HF directory", ggml_type, got, hf_logits)
 
 
+def test_header_variants(name, config, state, ids):
+    base = logits(os.path.join(TMP, f"{name}_F32.gguf"), ids, name + "_base")
+    metadata = gr.llama_metadata(config) + gr.tokenizer_metadata(TOKENIZER_MODEL)
+    tensors = gr.llama_tensors(config, state, gr.GGML_F32)
+    for label, kwargs, extra in (("v2", dict(version=2), []),
+                                 ("alignment 64", dict(alignment=64), [("general.alignment", "uint32", 64)]),
+                                 ("alignment 8", dict(alignment=8), [("general.alignment", "uint32", 8)])):
+        path = os.path.join(TMP, f"{name}_{label.replace(' ', '_')}.gguf")
+        gr.write_gguf(path, metadata + extra, tensors, **kwargs)
+        d = max_diff(logits(path, ids, name + "_variant"), base)
+        check(d == 0.0, f"{name} GGUF {label}: logits identical to the v3 file: max |Δ| = {d:.3e}")
+
+
 def test_directory(name, hf_dir, ids, hf_logits):
     d1 = os.path.join(TMP, name + "_gguf_dir")
     shutil.rmtree(d1, ignore_errors=True)
@@ -229,6 +244,7 @@ def main():
         test_quantize(name, config, state, hf_dir, ids, hf_logits)
         if index == 0:
             test_directory(name, hf_dir, ids, hf_logits)
+            test_header_variants(name, config, state, ids)
     test_k_quants()
     if failures:
         print(f"{len(failures)} failure(s)")
