@@ -135,7 +135,12 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   if (const auto bos = g.opt_int("tokenizer.ggml.bos_token_id")) json["bos_token_id"] = *bos;
   if (const auto eos = g.opt_int("tokenizer.ggml.eos_token_id")) json["eos_token_id"] = *eos;
   if (const auto pad = g.opt_int("tokenizer.ggml.padding_token_id")) json["pad_token_id"] = *pad;
-  return parse_llama_config(json, g.path() + " (llama.* metadata)");
+  LlamaConfig config = parse_llama_config(json, g.path() + " (llama.* metadata)");
+  if (const auto rope_dims = g.opt_int("llama.rope.dimension_count")) {
+    TULU_CHECK(*rope_dims == config.head_dim, g.path(), ": llama.rope.dimension_count = ", *rope_dims,
+               " differs from the head dimension ", config.head_dim, " (partial rotary embeddings are not Llama's)");
+  }
+  return config;
 }
 
 GgufLlama read_gguf_llama(const std::string& path) {

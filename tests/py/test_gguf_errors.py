@@ -109,6 +109,8 @@ def cases():
                                                           (m[0], "string", "32") for m in md]), "expected an integer"
     yield "heads not dividing", build(metadata=[m if m[0] != "llama.attention.head_count" else
                                                 (m[0], "uint32", 5) for m in md]), "head"
+    yield "partial rotary", build(metadata=[m if m[0] != "llama.rope.dimension_count" else
+                                            (m[0], "uint32", 4) for m in md]), "llama.rope.dimension_count = 4"
     yield "rope scaling yarn", build(metadata=md + [("llama.rope.scaling.type", "string", "yarn")]), "yarn"
     bad_shape = [(n, t, [s[0] * 2] + s[1:] if n == "blk.0.attn_v.weight" else s,
                   b * 2 if n == "blk.0.attn_v.weight" else b) for n, t, s, b in tensors]
