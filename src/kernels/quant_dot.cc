@@ -122,47 +122,50 @@ TULU_DEFINE_DOT(dot_q8_vnni, TULU_VNNI, BlockQ8_0, TULU_LOAD_Q8, block_dot_vnni)
 TULU_DEFINE_DOT(dot_q4_vnni, TULU_VNNI, BlockQ4_0, TULU_LOAD_Q4, block_dot_vnni)
 
 // Weight block as unsigned bytes u with w = u − offset.
-TULU_AVX2 inline __m256i unsigned_q4_0(const BlockQ4_0& b) {
+TULU_AVX2 inline __m256i unsigned_block(const BlockQ4_0& b) {
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
 }
-TULU_AVX2 inline __m256i unsigned_q8_0(const BlockQ8_0& b) {
+TULU_AVX2 inline __m256i unsigned_block(const BlockQ8_0& b) {
   return _mm256_xor_si256(load32(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
 }
+constexpr int weight_offset(const BlockQ4_0*) { return 8; }
+constexpr int weight_offset(const BlockQ8_0*) { return 128; }
 
-#define TULU_DEFINE_TILE(NAME, WBLOCK, UNSIGNED, OFFSET)                                     \
-  TULU_VNNI void NAME(const WBLOCK* w, const BlockQ8_0* x, const int32_t* x_sums,           \
-                      size_t blocks, float* out) {                                          \
-    __m256 acc[4][4];                                                                       \
-    for (auto& row : acc)                                                                   \
-      for (auto& a : row) a = _mm256_setzero_ps();                                          \
-    for (size_t b = 0; b < blocks; ++b) {                                                   \
-      __m256i wu[4];                                                                        \
-      __m256 dw[4];                                                                         \
-      _Pragma("GCC unroll 4") for (int i = 0; i < 4; ++i) {                                 \
-        wu[i] = UNSIGNED(w[static_cast<size_t>(i) * blocks + b]);                           \
-        dw[i] = _mm256_set1_ps(_cvtsh_ss(w[static_cast<size_t>(i) * blocks + b].d));        \
-      }                                                                                     \
-      _Pragma("GCC unroll 4") for (int j = 0; j < 4; ++j) {                                 \
-        const BlockQ8_0& xb = x[static_cast<size_t>(j) * blocks + b];                       \
-        const __m256i xv = load32(xb.qs);                                                   \
-        const __m256i correction =                                                          \
-            _mm256_setr_epi32(-(OFFSET) * x_sums[static_cast<size_t>(j) * blocks + b], 0, 0, \
-                              0, 0, 0, 0, 0);                                               \
-        const __m256 dx = _mm256_set1_ps(_cvtsh_ss(xb.d));                                  \
-        _Pragma("GCC unroll 4") for (int i = 0; i < 4; ++i) {                               \
-          const __m256i s = _mm256_dpbusd_epi32(correction, wu[i], xv);                     \
-          acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(dw[i], dx), _mm256_cvtepi32_ps(s),      \
-                                      acc[i][j]);                                           \
-        }                                                                                   \
-      }                                                                                     \
-    }                                                                                       \
-    for (int i = 0; i < 4; ++i)                                                             \
-      for (int j = 0; j < 4; ++j) out[i * 4 + j] = horizontal_sum(acc[i][j]);               \
+// 4 weight rows × NX activation rows, out[i·NX + j]; 4 + 2·NX + 4·NX ymm registers live
+// (AVX-512VL gives 32).
+template <int NX, typename WBlock>
+TULU_VNNI void tile_vnni(const WBlock* w, const BlockQ8_0* x, const int32_t* x_sums,
+                         size_t blocks, float* out) {
+  constexpr int offset = weight_offset(static_cast<const WBlock*>(nullptr));
+  __m256 acc[4][NX];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm256_setzero_ps();
+  for (size_t b = 0; b < blocks; ++b) {
+    __m256i wu[4];
+    float dw[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      wu[i] = unsigned_block(w[static_cast<size_t>(i) * blocks + b]);
+      dw[i] = _cvtsh_ss(w[static_cast<size_t>(i) * blocks + b].d);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NX; ++j) {
+      const BlockQ8_0& xb = x[static_cast<size_t>(j) * blocks + b];
+      const __m256i xv = load32(xb.qs);
+      const __m256i correction =
+          _mm256_setr_epi32(-offset * x_sums[static_cast<size_t>(j) * blocks + b], 0, 0, 0, 0, 0, 0, 0);
+      const float dx = _cvtsh_ss(xb.d);
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        const __m256i sum = _mm256_dpbusd_epi32(correction, wu[i], xv);
+        acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(dw[i] * dx), _mm256_cvtepi32_ps(sum), acc[i][j]);
+      }
+    }
   }
-
-TULU_DEFINE_TILE(tile_q8_vnni, BlockQ8_0, unsigned_q8_0, 128)
-TULU_DEFINE_TILE(tile_q4_vnni, BlockQ4_0, unsigned_q4_0, 8)
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < NX; ++j) out[i * NX + j] = horizontal_sum(acc[i][j]);
+}
 
 QuantPath detect_path() {
   __builtin_cpu_init();
@@ -204,18 +207,23 @@ float vec_dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* x, size_t blocks) {
 
 void set_quant_dot_path_limit(QuantPath best) { g_path_limit = static_cast<int>(best); }
 
-bool quant_tile_4x4_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, const int32_t* x_sums,
-                         size_t blocks, float* out) {
-  if (current_path() != QuantPath::kVnni) return false;
-  tile_q8_vnni(w, x, x_sums, blocks, out);
+template <typename WBlock>
+bool tile(const WBlock* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks, int x_rows,
+          float* out) {
+  if (current_path() != QuantPath::kVnni || (x_rows != 1 && x_rows != 4)) return false;
+  if (x_rows == 4) tile_vnni<4>(w, x, x_sums, blocks, out);
+  else tile_vnni<1>(w, x, x_sums, blocks, out);
   return true;
 }
 
-bool quant_tile_4x4_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, const int32_t* x_sums,
-                         size_t blocks, float* out) {
-  if (current_path() != QuantPath::kVnni) return false;
-  tile_q4_vnni(w, x, x_sums, blocks, out);
-  return true;
+bool quant_tile_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, const int32_t* x_sums,
+                     size_t blocks, int x_rows, float* out) {
+  return tile(w, x, x_sums, blocks, x_rows, out);
+}
+
+bool quant_tile_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, const int32_t* x_sums,
+                     size_t blocks, int x_rows, float* out) {
+  return tile(w, x, x_sums, blocks, x_rows, out);
 }
 
 std::string quant_dot_target_name() {
@@ -236,10 +244,10 @@ float vec_dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* x, size_t blocks) {
   return vec_dot_q4_0_q8_0_ref(w, x, blocks);
 }
 std::string quant_dot_target_name() { return "generic"; }
-bool quant_tile_4x4_q8_0(const BlockQ8_0*, const BlockQ8_0*, const int32_t*, size_t, float*) {
+bool quant_tile_q8_0(const BlockQ8_0*, const BlockQ8_0*, const int32_t*, size_t, int, float*) {
   return false;
 }
-bool quant_tile_4x4_q4_0(const BlockQ4_0*, const BlockQ8_0*, const int32_t*, size_t, float*) {
+bool quant_tile_q4_0(const BlockQ4_0*, const BlockQ8_0*, const int32_t*, size_t, int, float*) {
   return false;
 }
 void set_quant_dot_path_limit(QuantPath) {}

@@ -20,7 +20,7 @@ constexpr int64_t kTileRows = 4;
 
 template <typename WBlock, float (*Dot)(const WBlock*, const BlockQ8_0*, size_t),
           float (*DotRef)(const WBlock*, const BlockQ8_0*, size_t),
-          bool (*Tile)(const WBlock*, const BlockQ8_0*, const int32_t*, size_t, float*)>
+          bool (*Tile)(const WBlock*, const BlockQ8_0*, const int32_t*, size_t, int, float*)>
 void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, float* y,
                            ThreadPool& pool) {
   const int64_t out = w.dim(0), in = w.dim(1);
@@ -32,9 +32,10 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
   const auto* weights = static_cast<const WBlock*>(w.data);
   const bool generic = force_generic_kernels();
   const auto dot = generic ? DotRef : Dot;
-  // Batches of 4 or more rows: 4 × 4 tiles of (weight row, activation row) products share
-  // their block loads (quant_dot.h); leftover rows and columns use the pairwise dot.
-  const bool tiles = rows >= 4 && !generic;
+  // Tiles of 4 weight rows × 4 activation rows (× 1 for the last rows of a batch and for
+  // matrix–vector products) share their block loads (quant_dot.h); leftover weight rows
+  // of a task and CPUs without VNNI use the pairwise dot.
+  const bool tiles = !generic;
   std::vector<int32_t> sums(tiles ? xq.size() : 0);
   if (tiles) quant_block_sums(xq.data(), xq.size(), sums.data());
   pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
@@ -44,14 +45,16 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
       int64_t r = 0;
       if (tiles && tile_end - tile == kTileRows) {
         float products[kTileRows * kTileRows];
-        for (; r + kTileRows <= rows; r += kTileRows) {
+        while (r < rows) {
+          const int64_t x_rows = rows - r >= kTileRows ? kTileRows : 1;
           const size_t x_offset = static_cast<size_t>(r) * blocks;
           if (!Tile(weights + static_cast<size_t>(tile) * blocks, xq.data() + x_offset,
-                    sums.data() + x_offset, blocks, products))
+                    sums.data() + x_offset, blocks, static_cast<int>(x_rows), products))
             break;
           for (int64_t i = 0; i < kTileRows; ++i)
-            for (int64_t j = 0; j < kTileRows; ++j)
-              y[(r + j) * out + tile + i] = products[i * kTileRows + j];
+            for (int64_t j = 0; j < x_rows; ++j)
+              y[(r + j) * out + tile + i] = products[i * x_rows + j];
+          r += x_rows;
         }
       }
       for (; r < rows; ++r) {
@@ -99,11 +102,11 @@ void quant_matmul(const float* x, int64_t rows, const TensorView& w, float* y, T
   switch (w.dtype) {
     case DType::Q8_0:
       return matmul_q8_activations<BlockQ8_0, vec_dot_q8_0_q8_0, vec_dot_q8_0_q8_0_ref,
-                                   quant_tile_4x4_q8_0>(
+                                   quant_tile_q8_0>(
           x, rows, w, y, pool);
     case DType::Q4_0:
       return matmul_q8_activations<BlockQ4_0, vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_ref,
-                                   quant_tile_4x4_q4_0>(
+                                   quant_tile_q4_0>(
           x, rows, w, y, pool);
     case DType::Q4_K:
     case DType::Q6_K: return matmul_dequantized(x, rows, w, y, pool);

@@ -3,8 +3,8 @@
 //
 //   Q8_0 / Q4_0: each row of x is quantized to Q8_0 once (quantize_row_q8_0_ref), then every
 //     output is an integer-block dot product (quant_dot.h), as llama.cpp computes it. Output
-//     rows are split over the pool; prompt batches (rows ≥ 4) go through 4 × 4 tiles of
-//     weight rows × activation rows (AVX-512 VNNI), the rest through pairwise dots.
+//     rows are split over the pool, in tiles of 4 weight rows × 4 (or 1) activation rows
+//     (AVX-512 VNNI); leftovers and other CPUs use pairwise dots.
 //   Q4_K / Q6_K: each weight row is dequantized exactly (dequantize_row) into a per-task fp32
 //     buffer and dotted in fp32 with every activation row.
 // force_generic_kernels() selects the scalar reference dot products.

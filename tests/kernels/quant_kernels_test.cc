@@ -177,9 +177,13 @@ struct QuantMatrix {
   QuantMatrix(DType dtype, int64_t out, int64_t in, uint32_t seed) {
     const std::vector<float> values = scaled_normals(static_cast<size_t>(out * in), seed);
     bytes.resize(dtype_row_bytes(dtype, static_cast<uint64_t>(out * in)));
-    if (dtype == DType::Q8_0)
-      quantize_row_q8_0_ref(values.data(), reinterpret_cast<BlockQ8_0*>(bytes.data()), values.size());
-    else if (dtype == DType::Q4_0)
+    if (dtype == DType::Q8_0) {
+      auto* blocks = reinterpret_cast<BlockQ8_0*>(bytes.data());
+      quantize_row_q8_0_ref(values.data(), blocks, values.size());
+      // −128, which our quantizer never writes but a foreign file may hold (the unsigned
+      // +128 trick of the tiles and the sign trick of the dots must both handle it).
+      for (size_t b = 0; b < values.size() / 32; b += 3) blocks[b].qs[b % 32] = -128;
+    } else if (dtype == DType::Q4_0)
       quantize_row_q4_0_ref(values.data(), reinterpret_cast<BlockQ4_0*>(bytes.data()), values.size());
     else {  // K-quants: random blocks with finite scales
       std::mt19937 gen(seed);
