@@ -93,24 +93,24 @@ TULU_AVX2 inline __m256i load32(const int8_t* p) {
 
 // One body for both instruction sets: BlockDot is block_dot_avx2 or block_dot_vnni,
 // LoadW turns a weight block into 32 int8.
-#define TULU_DEFINE_DOT(NAME, ATTR, WBLOCK, LOADW, BLOCKDOT)                               \
-  ATTR float NAME(const WBLOCK* w, const BlockQ8_0* x, size_t blocks) {                   \
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                        \
-    size_t b = 0;                                                                          \
-    for (; b + 2 <= blocks; b += 2) {                                                      \
-      const __m256i s0 = BLOCKDOT(LOADW(w[b]), load32(x[b].qs));                           \
-      const __m256i s1 = BLOCKDOT(LOADW(w[b + 1]), load32(x[b + 1].qs));                   \
-      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(block_scale(w[b].d, x[b].d)),                 \
-                             _mm256_cvtepi32_ps(s0), acc0);                                \
-      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(block_scale(w[b + 1].d, x[b + 1].d)),         \
-                             _mm256_cvtepi32_ps(s1), acc1);                                \
-    }                                                                                      \
-    for (; b < blocks; ++b) {                                                              \
-      const __m256i s0 = BLOCKDOT(LOADW(w[b]), load32(x[b].qs));                           \
-      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(block_scale(w[b].d, x[b].d)),                 \
-                             _mm256_cvtepi32_ps(s0), acc0);                                \
-    }                                                                                      \
-    return horizontal_sum(_mm256_add_ps(acc0, acc1));                                      \
+#define TULU_DEFINE_DOT(NAME, ATTR, WBLOCK, LOADW, BLOCKDOT)                                      \
+  ATTR float NAME(const WBLOCK* w, const BlockQ8_0* x, size_t blocks) {                           \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                \
+    size_t b = 0;                                                                                 \
+    for (; b + 2 <= blocks; b += 2) {                                                             \
+      const __m256i s0 = BLOCKDOT(LOADW(w[b]), load32(x[b].qs));                                  \
+      const __m256i s1 = BLOCKDOT(LOADW(w[b + 1]), load32(x[b + 1].qs));                          \
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(block_scale(w[b].d, x[b].d)), _mm256_cvtepi32_ps(s0), \
+                             acc0);                                                               \
+      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(block_scale(w[b + 1].d, x[b + 1].d)),                 \
+                             _mm256_cvtepi32_ps(s1), acc1);                                       \
+    }                                                                                             \
+    for (; b < blocks; ++b) {                                                                     \
+      const __m256i s0 = BLOCKDOT(LOADW(w[b]), load32(x[b].qs));                                  \
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(block_scale(w[b].d, x[b].d)), _mm256_cvtepi32_ps(s0), \
+                             acc0);                                                               \
+    }                                                                                             \
+    return horizontal_sum(_mm256_add_ps(acc0, acc1));                                             \
   }
 
 #define TULU_LOAD_Q8(block) load32((block).qs)
@@ -129,14 +129,18 @@ TULU_AVX2 inline __m256i unsigned_block(const BlockQ4_0& b) {
 TULU_AVX2 inline __m256i unsigned_block(const BlockQ8_0& b) {
   return _mm256_xor_si256(load32(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
 }
-constexpr int weight_offset(const BlockQ4_0*) { return 8; }
-constexpr int weight_offset(const BlockQ8_0*) { return 128; }
+constexpr int weight_offset(const BlockQ4_0*) {
+  return 8;
+}
+constexpr int weight_offset(const BlockQ8_0*) {
+  return 128;
+}
 
 // 4 weight rows × NX activation rows, out[i·NX + j]; 4 + 2·NX + 4·NX ymm registers live
 // (AVX-512VL gives 32).
 template <int NX, typename WBlock>
-TULU_VNNI void tile_vnni(const WBlock* w, const BlockQ8_0* x, const int32_t* x_sums,
-                         size_t blocks, float* out) {
+TULU_VNNI void tile_vnni(const WBlock* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
+                         float* out) {
   constexpr int offset = weight_offset(static_cast<const WBlock*>(nullptr));
   __m256 acc[4][NX];
   for (auto& row : acc)
@@ -153,8 +157,8 @@ TULU_VNNI void tile_vnni(const WBlock* w, const BlockQ8_0* x, const int32_t* x_s
     for (int j = 0; j < NX; ++j) {
       const BlockQ8_0& xb = x[static_cast<size_t>(j) * blocks + b];
       const __m256i xv = load32(xb.qs);
-      const __m256i correction =
-          _mm256_setr_epi32(-offset * x_sums[static_cast<size_t>(j) * blocks + b], 0, 0, 0, 0, 0, 0, 0);
+      const __m256i correction = _mm256_setr_epi32(
+          -offset * x_sums[static_cast<size_t>(j) * blocks + b], 0, 0, 0, 0, 0, 0, 0);
       const float dx = _cvtsh_ss(xb.d);
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
@@ -189,48 +193,61 @@ QuantPath current_path() {
 
 float vec_dot_q8_0_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, size_t blocks) {
   switch (current_path()) {
-    case QuantPath::kVnni: return dot_q8_vnni(w, x, blocks);
-    case QuantPath::kAvx2: return dot_q8_avx2(w, x, blocks);
-    case QuantPath::kGeneric: break;
+    case QuantPath::kVnni:
+      return dot_q8_vnni(w, x, blocks);
+    case QuantPath::kAvx2:
+      return dot_q8_avx2(w, x, blocks);
+    case QuantPath::kGeneric:
+      break;
   }
   return vec_dot_q8_0_q8_0_ref(w, x, blocks);
 }
 
 float vec_dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* x, size_t blocks) {
   switch (current_path()) {
-    case QuantPath::kVnni: return dot_q4_vnni(w, x, blocks);
-    case QuantPath::kAvx2: return dot_q4_avx2(w, x, blocks);
-    case QuantPath::kGeneric: break;
+    case QuantPath::kVnni:
+      return dot_q4_vnni(w, x, blocks);
+    case QuantPath::kAvx2:
+      return dot_q4_avx2(w, x, blocks);
+    case QuantPath::kGeneric:
+      break;
   }
   return vec_dot_q4_0_q8_0_ref(w, x, blocks);
 }
 
-void set_quant_dot_path_limit(QuantPath best) { g_path_limit = static_cast<int>(best); }
+void set_quant_dot_path_limit(QuantPath best) {
+  g_path_limit = static_cast<int>(best);
+}
 
 template <typename WBlock>
 bool tile(const WBlock* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks, int x_rows,
           float* out) {
   if (current_path() != QuantPath::kVnni || (x_rows != 1 && x_rows != 4)) return false;
-  if (x_rows == 4) tile_vnni<4>(w, x, x_sums, blocks, out);
-  else tile_vnni<1>(w, x, x_sums, blocks, out);
+  if (x_rows == 4)
+    tile_vnni<4>(w, x, x_sums, blocks, out);
+  else
+    tile_vnni<1>(w, x, x_sums, blocks, out);
   return true;
 }
 
-bool quant_tile_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, const int32_t* x_sums,
-                     size_t blocks, int x_rows, float* out) {
+bool quant_tile_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
+                     int x_rows, float* out) {
   return tile(w, x, x_sums, blocks, x_rows, out);
 }
 
-bool quant_tile_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, const int32_t* x_sums,
-                     size_t blocks, int x_rows, float* out) {
+bool quant_tile_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
+                     int x_rows, float* out) {
   return tile(w, x, x_sums, blocks, x_rows, out);
 }
 
 std::string quant_dot_target_name() {
   switch (current_path()) {
-    case QuantPath::kVnni: return "AVX512-VNNI";
-    case QuantPath::kAvx2: return "AVX2";
-    case QuantPath::kGeneric: break;
+    case QuantPath::kVnni:
+      return "AVX512-VNNI";
+    case QuantPath::kAvx2:
+      return "AVX2";
+    case QuantPath::kGeneric:
+      break;
   }
   return "generic";
 }
@@ -243,7 +260,9 @@ float vec_dot_q8_0_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, size_t blocks) {
 float vec_dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* x, size_t blocks) {
   return vec_dot_q4_0_q8_0_ref(w, x, blocks);
 }
-std::string quant_dot_target_name() { return "generic"; }
+std::string quant_dot_target_name() {
+  return "generic";
+}
 bool quant_tile_q8_0(const BlockQ8_0*, const BlockQ8_0*, const int32_t*, size_t, int, float*) {
   return false;
 }

@@ -36,10 +36,10 @@ float vec_dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* x, size_t blocks);
 // the offset is taken back as −offset·Σx, so the integer block sums equal the ones
 // vec_dot_* form and the same error bound holds. Returns false (computing nothing) when
 // the CPU path is not VNNI.
-bool quant_tile_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, const int32_t* x_sums,
-                     size_t blocks, int x_rows, float* out);
-bool quant_tile_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, const int32_t* x_sums,
-                     size_t blocks, int x_rows, float* out);
+bool quant_tile_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
+                     int x_rows, float* out);
+bool quant_tile_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
+                     int x_rows, float* out);
 // sums[b] = Σ_j x[b].qs[j] for `blocks` blocks.
 void quant_block_sums(const BlockQ8_0* x, size_t blocks, int32_t* sums);
 

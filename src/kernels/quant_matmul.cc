@@ -96,23 +96,23 @@ void matmul_dequantized(const float* x, int64_t rows, const TensorView& w, float
 
 void quant_matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool) {
   const int64_t in = w.dim(1);
-  TULU_CHECK(static_cast<size_t>(in) % dtype_block_elements(w.dtype) == 0, "matmul: ",
-             dtype_name(w.dtype), " weight ", shape_to_string(w.shape),
+  TULU_CHECK(static_cast<size_t>(in) % dtype_block_elements(w.dtype) == 0,
+             "matmul: ", dtype_name(w.dtype), " weight ", shape_to_string(w.shape),
              " rows are not whole blocks of ", dtype_block_elements(w.dtype));
   switch (w.dtype) {
     case DType::Q8_0:
       return matmul_q8_activations<BlockQ8_0, vec_dot_q8_0_q8_0, vec_dot_q8_0_q8_0_ref,
-                                   quant_tile_q8_0>(
-          x, rows, w, y, pool);
+                                   quant_tile_q8_0>(x, rows, w, y, pool);
     case DType::Q4_0:
       return matmul_q8_activations<BlockQ4_0, vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_ref,
-                                   quant_tile_q4_0>(
-          x, rows, w, y, pool);
+                                   quant_tile_q4_0>(x, rows, w, y, pool);
     case DType::Q4_K:
-    case DType::Q6_K: return matmul_dequantized(x, rows, w, y, pool);
+    case DType::Q6_K:
+      return matmul_dequantized(x, rows, w, y, pool);
     case DType::F32:
     case DType::F16:
-    case DType::BF16: break;
+    case DType::BF16:
+      break;
   }
   fail("quant_matmul: ", dtype_name(w.dtype), " is not a quantized type");
 }

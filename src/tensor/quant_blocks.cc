@@ -29,7 +29,8 @@ int round_to_int8(float v) {
 void dequantize_q8_0(const BlockQ8_0* x, size_t blocks, float* y) {
   for (size_t b = 0; b < blocks; ++b) {
     const float d = f16_to_f32(x[b].d);
-    for (size_t j = 0; j < kQuantBlock; ++j) y[b * kQuantBlock + j] = static_cast<float>(x[b].qs[j]) * d;
+    for (size_t j = 0; j < kQuantBlock; ++j)
+      y[b * kQuantBlock + j] = static_cast<float>(x[b].qs[j]) * d;
   }
 }
 
@@ -150,10 +151,14 @@ void dequantize_row(const void* src, DType dtype, size_t n, float* dst) {
     case DType::BF16:
       for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
       return;
-    case DType::Q8_0: return dequantize_q8_0(static_cast<const BlockQ8_0*>(src), blocks, dst);
-    case DType::Q4_0: return dequantize_q4_0(static_cast<const BlockQ4_0*>(src), blocks, dst);
-    case DType::Q4_K: return dequantize_q4_k(static_cast<const BlockQ4_K*>(src), blocks, dst);
-    case DType::Q6_K: return dequantize_q6_k(static_cast<const BlockQ6_K*>(src), blocks, dst);
+    case DType::Q8_0:
+      return dequantize_q8_0(static_cast<const BlockQ8_0*>(src), blocks, dst);
+    case DType::Q4_0:
+      return dequantize_q4_0(static_cast<const BlockQ4_0*>(src), blocks, dst);
+    case DType::Q4_K:
+      return dequantize_q4_k(static_cast<const BlockQ4_K*>(src), blocks, dst);
+    case DType::Q6_K:
+      return dequantize_q6_k(static_cast<const BlockQ6_K*>(src), blocks, dst);
   }
 }
 

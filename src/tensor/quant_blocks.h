@@ -13,22 +13,22 @@
 
 namespace tulu {
 
-inline constexpr size_t kQuantBlock = 32;    // Q8_0, Q4_0
-inline constexpr size_t kSuperBlock = 256;   // Q4_K, Q6_K
+inline constexpr size_t kQuantBlock = 32;   // Q8_0, Q4_0
+inline constexpr size_t kSuperBlock = 256;  // Q4_K, Q6_K
 
 struct BlockQ8_0 {
-  uint16_t d;                // f16 scale
-  int8_t qs[kQuantBlock];    // x = qs[j]·d
+  uint16_t d;              // f16 scale
+  int8_t qs[kQuantBlock];  // x = qs[j]·d
 };
 struct BlockQ4_0 {
-  uint16_t d;                       // f16 scale
-  uint8_t qs[kQuantBlock / 2];      // x[j] = ((qs[j] & 15) − 8)·d, x[j+16] = ((qs[j] >> 4) − 8)·d
+  uint16_t d;                   // f16 scale
+  uint8_t qs[kQuantBlock / 2];  // x[j] = ((qs[j] & 15) − 8)·d, x[j+16] = ((qs[j] >> 4) − 8)·d
 };
 struct BlockQ4_K {
-  uint16_t d;                  // f16 super-block scale of the 6-bit sub-block scales
-  uint16_t dmin;               // f16 super-block scale of the 6-bit sub-block minimums
-  uint8_t scales[12];          // 8 (scale, min) pairs of 6 bits, packed (get_scale_min_k4)
-  uint8_t qs[kSuperBlock / 2]; // 4-bit quants: per 64 elements, 32 low nibbles then 32 high
+  uint16_t d;                   // f16 super-block scale of the 6-bit sub-block scales
+  uint16_t dmin;                // f16 super-block scale of the 6-bit sub-block minimums
+  uint8_t scales[12];           // 8 (scale, min) pairs of 6 bits, packed (get_scale_min_k4)
+  uint8_t qs[kSuperBlock / 2];  // 4-bit quants: per 64 elements, 32 low nibbles then 32 high
 };
 struct BlockQ6_K {
   uint8_t ql[kSuperBlock / 2];  // low 4 bits of the 6-bit quants

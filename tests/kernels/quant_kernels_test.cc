@@ -60,9 +60,10 @@ TEST(QuantRoundTrip, Q8_0WithinHalfAStep) {
       if (d >= 0x1p-14) worst_ratio = std::max(worst_ratio, err / d);  // f16-normal d
     }
   }
-  std::printf("Q8_0 round trip: max |x − x̂| / d = %.4f where f16(d) is normal (bound 0.5 + "
-              "127·|d − f16(d)|/d ≤ 0.5 + 127·2⁻¹¹)\n",
-              worst_ratio);
+  std::printf(
+      "Q8_0 round trip: max |x − x̂| / d = %.4f where f16(d) is normal (bound 0.5 + "
+      "127·|d − f16(d)|/d ≤ 0.5 + 127·2⁻¹¹)\n",
+      worst_ratio);
 }
 
 // Q4_0: x/d ∈ [−8, 8] (the signed max maps to −8); q = min(15, ⌊x/d + 8.5⌋), so
@@ -84,7 +85,8 @@ TEST(QuantRoundTrip, Q4_0WithinHalfAStepExceptTheClamp) {
         max = x[b * 32 + j];
       }
     }
-    const double d = std::fabs(static_cast<double>(max / -8.0f)), d16 = std::fabs(f16_to_f32(q[b].d));
+    const double d = std::fabs(static_cast<double>(max / -8.0f)),
+                 d16 = std::fabs(f16_to_f32(q[b].d));
     for (size_t j = 0; j < 32; ++j) {
       const size_t i = b * 32 + j;
       const bool clamp = static_cast<double>(x[i]) / (max / -8.0) > 7.5 - 1e-5;
@@ -92,12 +94,15 @@ TEST(QuantRoundTrip, Q4_0WithinHalfAStepExceptTheClamp) {
       const double bound = d * ((clamp ? 1.0 : 0.5) + 0x1p-18) + 8.0 * std::fabs(d - d16) +
                            kEps * std::fabs(back[i]);
       ASSERT_LE(err, bound) << "block " << b << " element " << j;
-      (clamp ? worst_clamped : worst_unclamped) = std::max(clamp ? worst_clamped : worst_unclamped, err / d);
+      (clamp ? worst_clamped : worst_unclamped) =
+          std::max(clamp ? worst_clamped : worst_unclamped, err / d);
       clamped += clamp;
     }
   }
-  std::printf("Q4_0 round trip: max |x − x̂| / d = %.4f (bound 0.5 + 8·|d − f16(d)|/d), %.4f on %zu clamped elements (bound 1 + the same)\n",
-              worst_unclamped, worst_clamped, clamped);
+  std::printf(
+      "Q4_0 round trip: max |x − x̂| / d = %.4f (bound 0.5 + 8·|d − f16(d)|/d), %.4f on %zu clamped "
+      "elements (bound 1 + the same)\n",
+      worst_unclamped, worst_clamped, clamped);
 }
 
 TEST(QuantRoundTrip, AllZeroBlocksHaveZeroScale) {
@@ -121,10 +126,12 @@ TEST(QuantRoundTrip, AllZeroBlocksHaveZeroScale) {
 template <typename WBlock>
 double dot_bound(const WBlock* w, const BlockQ8_0* x, size_t blocks) {
   std::vector<float> wv(blocks * 32);
-  dequantize_row(w, std::is_same_v<WBlock, BlockQ8_0> ? DType::Q8_0 : DType::Q4_0, wv.size(), wv.data());
+  dequantize_row(w, std::is_same_v<WBlock, BlockQ8_0> ? DType::Q8_0 : DType::Q4_0, wv.size(),
+                 wv.data());
   double total = 0.0;
   for (size_t b = 0; b < blocks; ++b) {
-    const double dw = f16_to_f32(w[b].d), scale = static_cast<double>(f16_to_f32(w[b].d) * f16_to_f32(x[b].d));
+    const double dw = f16_to_f32(w[b].d),
+                 scale = static_cast<double>(f16_to_f32(w[b].d) * f16_to_f32(x[b].d));
     double sum = 0.0;
     for (size_t j = 0; j < 32; ++j)
       sum += std::fabs((dw != 0 ? std::round(wv[b * 32 + j] / dw) : 0.0) * x[b].qs[j]);
@@ -142,7 +149,8 @@ TEST(QuantDot, FastMatchesScalarReferenceOnEveryPath) {
     double worst = 0.0;
     for (size_t blocks : {1u, 2u, 3u, 7u, 64u, 176u}) {
       const std::vector<float> wf = scaled_normals(blocks * 32, static_cast<uint32_t>(blocks));
-      const std::vector<float> xf = scaled_normals(blocks * 32, static_cast<uint32_t>(blocks + 100));
+      const std::vector<float> xf =
+          scaled_normals(blocks * 32, static_cast<uint32_t>(blocks + 100));
       std::vector<BlockQ8_0> w8(blocks), x8(blocks);
       std::vector<BlockQ4_0> w4(blocks);
       quantize_row_q8_0_ref(wf.data(), w8.data(), wf.size());
@@ -150,10 +158,12 @@ TEST(QuantDot, FastMatchesScalarReferenceOnEveryPath) {
       quantize_row_q8_0_ref(xf.data(), x8.data(), xf.size());
       // Extreme weights a foreign file may hold: −128 in Q8_0.
       w8[0].qs[0] = -128;
-      const double e8 = std::fabs(vec_dot_q8_0_q8_0(w8.data(), x8.data(), blocks) -
-                                  static_cast<double>(vec_dot_q8_0_q8_0_ref(w8.data(), x8.data(), blocks)));
-      const double e4 = std::fabs(vec_dot_q4_0_q8_0(w4.data(), x8.data(), blocks) -
-                                  static_cast<double>(vec_dot_q4_0_q8_0_ref(w4.data(), x8.data(), blocks)));
+      const double e8 =
+          std::fabs(vec_dot_q8_0_q8_0(w8.data(), x8.data(), blocks) -
+                    static_cast<double>(vec_dot_q8_0_q8_0_ref(w8.data(), x8.data(), blocks)));
+      const double e4 =
+          std::fabs(vec_dot_q4_0_q8_0(w4.data(), x8.data(), blocks) -
+                    static_cast<double>(vec_dot_q4_0_q8_0_ref(w4.data(), x8.data(), blocks)));
       const double b8 = 2 * dot_bound(w8.data(), x8.data(), blocks);
       const double b4 = 2 * dot_bound(w4.data(), x8.data(), blocks);
       EXPECT_LE(e8, b8) << "Q8_0 blocks=" << blocks;
@@ -184,7 +194,8 @@ struct QuantMatrix {
       // +128 trick of the tiles and the sign trick of the dots must both handle it).
       for (size_t b = 0; b < values.size() / 32; b += 3) blocks[b].qs[b % 32] = -128;
     } else if (dtype == DType::Q4_0)
-      quantize_row_q4_0_ref(values.data(), reinterpret_cast<BlockQ4_0*>(bytes.data()), values.size());
+      quantize_row_q4_0_ref(values.data(), reinterpret_cast<BlockQ4_0*>(bytes.data()),
+                            values.size());
     else {  // K-quants: random blocks with finite scales
       std::mt19937 gen(seed);
       for (auto& byte : bytes) byte = static_cast<uint8_t>(gen());
@@ -223,13 +234,15 @@ TEST(QuantMatmul, MatchesReferenceForEveryTypePathAndBatch) {
           quantize_row_q8_0_ref(x.data() + r * in, xq.data(), static_cast<size_t>(in));
           for (int64_t o = 0; o < out; ++o) {
             const size_t k = static_cast<size_t>(r * out + o);
-            const uint8_t* wrow = w.bytes.data() + static_cast<size_t>(o) * dtype_row_bytes(dtype, in);
+            const uint8_t* wrow =
+                w.bytes.data() + static_cast<size_t>(o) * dtype_row_bytes(dtype, in);
             if (dtype == DType::Q8_0 || dtype == DType::Q4_0) {
               // Generic path = the ggml scalar dot on Q8_0 activations, exactly.
               const auto* w8 = reinterpret_cast<const BlockQ8_0*>(wrow);
               const auto* w4 = reinterpret_cast<const BlockQ4_0*>(wrow);
-              const float ref = dtype == DType::Q8_0 ? vec_dot_q8_0_q8_0_ref(w8, xq.data(), xq.size())
-                                                     : vec_dot_q4_0_q8_0_ref(w4, xq.data(), xq.size());
+              const float ref = dtype == DType::Q8_0
+                                    ? vec_dot_q8_0_q8_0_ref(w8, xq.data(), xq.size())
+                                    : vec_dot_q4_0_q8_0_ref(w4, xq.data(), xq.size());
               const double bound = dtype == DType::Q8_0 ? 2 * dot_bound(w8, xq.data(), xq.size())
                                                         : 2 * dot_bound(w4, xq.data(), xq.size());
               ASSERT_EQ(generic[k], ref) << dtype_name(dtype) << " r=" << r << " o=" << o;
@@ -268,19 +281,23 @@ TEST(QuantMatmul, PromptBatchRowsMatchSingleRowProducts) {
       for (DType dtype : {DType::Q8_0, DType::Q4_0}) {
         const QuantMatrix w(dtype, out, in, 9);
         const std::vector<float> x = scaled_normals(static_cast<size_t>(rows * in), 3);
-        std::vector<float> batch(static_cast<size_t>(rows * out), NAN), single(static_cast<size_t>(out));
+        std::vector<float> batch(static_cast<size_t>(rows * out), NAN),
+            single(static_cast<size_t>(out));
         matmul(x.data(), rows, w.view, batch.data(), pool);
         for (int64_t r = 0; r < rows; ++r) {
           matmul(x.data() + r * in, 1, w.view, single.data(), pool);
           std::vector<BlockQ8_0> xq(static_cast<size_t>(in) / 32);
           quantize_row_q8_0_ref(x.data() + r * in, xq.data(), static_cast<size_t>(in));
           for (int64_t o = 0; o < out; ++o) {
-            const uint8_t* wrow = w.bytes.data() + static_cast<size_t>(o) * dtype_row_bytes(dtype, in);
+            const uint8_t* wrow =
+                w.bytes.data() + static_cast<size_t>(o) * dtype_row_bytes(dtype, in);
             const double bound =
                 dtype == DType::Q8_0
                     ? 4 * dot_bound(reinterpret_cast<const BlockQ8_0*>(wrow), xq.data(), xq.size())
                     : 4 * dot_bound(reinterpret_cast<const BlockQ4_0*>(wrow), xq.data(), xq.size());
-            ASSERT_LE(std::fabs(batch[static_cast<size_t>(r * out + o)] - single[static_cast<size_t>(o)]), bound)
+            ASSERT_LE(
+                std::fabs(batch[static_cast<size_t>(r * out + o)] - single[static_cast<size_t>(o)]),
+                bound)
                 << dtype_name(dtype) << " rows=" << rows << " r=" << r << " o=" << o;
           }
         }

@@ -37,17 +37,17 @@ std::vector<float> special_rows() {
     const float scale = std::pow(10.0f, exponent(gen));
     block([&](int) { return scale * normal(gen); });
   }
-  block([](int) { return 0.0f; });                                  // all zero
-  block([](int j) { return j == 5 ? -0.0f : 0.0f; });               // signed zeros
-  block([](int j) { return j == 3 ? 2.0f : j == 9 ? -2.0f : 0.5f; });  // tie: +max first
-  block([](int j) { return j == 3 ? -2.0f : j == 9 ? 2.0f : 0.25f; }); // tie: −max first
-  block([](int j) { return static_cast<float>(j) - 15.5f; });       // halves after scaling
+  block([](int) { return 0.0f; });                                      // all zero
+  block([](int j) { return j == 5 ? -0.0f : 0.0f; });                   // signed zeros
+  block([](int j) { return j == 3 ? 2.0f : j == 9 ? -2.0f : 0.5f; });   // tie: +max first
+  block([](int j) { return j == 3 ? -2.0f : j == 9 ? 2.0f : 0.25f; });  // tie: −max first
+  block([](int j) { return static_cast<float>(j) - 15.5f; });           // halves after scaling
   block([](int j) { return j == 0 ? 127.0f : static_cast<float>(j % 8) + 0.5f; });  // d = 1
   block([](int j) { return j == 0 ? -8.0f : static_cast<float>(j % 16) * 0.5f - 4.0f; });
-  block([](int j) { return j == 31 ? 1e30f : 1.0f; });              // huge: f16(d) = inf
-  block([](int j) { return j % 2 ? 3e-30f : -1e-30f; });            // tiny: f16(d) = 0
-  block([](int j) { return j == 7 ? 1e-3f : 0.0f; });               // one non-zero
-  block([&](int) { return 65504.0f * 100.0f * normal(gen); });      // near f16 overflow of d
+  block([](int j) { return j == 31 ? 1e30f : 1.0f; });          // huge: f16(d) = inf
+  block([](int j) { return j % 2 ? 3e-30f : -1e-30f; });        // tiny: f16(d) = 0
+  block([](int j) { return j == 7 ? 1e-3f : 0.0f; });           // one non-zero
+  block([&](int) { return 65504.0f * 100.0f * normal(gen); });  // near f16 overflow of d
   return rows;
 }
 
@@ -108,7 +108,8 @@ TEST(QuantReference, CodecsMatchGgmlQuantsPy) {
   write_bytes(dir / "q4_k.bin", q4_k.data(), q4_k.size());
   write_bytes(dir / "q6_k.bin", q6_k.data(), q6_k.size());
   const std::string command = "/usr/bin/python3 '" TULU_SOURCE_DIR
-                              "/tests/reference/ggml_quants.py' '" + dir.string() + "' 2>&1";
+                              "/tests/reference/ggml_quants.py' '" +
+                              dir.string() + "' 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;
@@ -127,8 +128,10 @@ TEST(QuantReference, CodecsMatchGgmlQuantsPy) {
   ASSERT_EQ(want_q4.size(), blocks * sizeof(BlockQ4_0));
   size_t bad_blocks = 0;
   for (size_t b = 0; b < blocks; ++b) {
-    const bool q8_same = std::memcmp(&q8[b], want_q8.data() + b * sizeof(BlockQ8_0), sizeof(BlockQ8_0)) == 0;
-    const bool q4_same = std::memcmp(&q4[b], want_q4.data() + b * sizeof(BlockQ4_0), sizeof(BlockQ4_0)) == 0;
+    const bool q8_same =
+        std::memcmp(&q8[b], want_q8.data() + b * sizeof(BlockQ8_0), sizeof(BlockQ8_0)) == 0;
+    const bool q4_same =
+        std::memcmp(&q4[b], want_q4.data() + b * sizeof(BlockQ4_0), sizeof(BlockQ4_0)) == 0;
     EXPECT_TRUE(q8_same) << "Q8_0 block " << b << " differs from ggml_quants.py";
     EXPECT_TRUE(q4_same) << "Q4_0 block " << b << " differs from ggml_quants.py";
     bad_blocks += !q8_same + !q4_same;
@@ -151,7 +154,8 @@ TEST(QuantReference, CodecsMatchGgmlQuantsPy) {
   for (const Case& c : cases) {
     std::vector<float> got(c.elements);
     dequantize_row(c.data, c.dtype, c.elements, got.data());
-    const size_t bad = count_mismatches(got, read_floats(dir / (std::string(c.name) + ".deq.f32")), c.name);
+    const size_t bad =
+        count_mismatches(got, read_floats(dir / (std::string(c.name) + ".deq.f32")), c.name);
     EXPECT_EQ(bad, 0u);
     // dequantize_element (the per-element reference the scalar matmul uses) agrees too.
     size_t element_bad = 0;
@@ -160,7 +164,8 @@ TEST(QuantReference, CodecsMatchGgmlQuantsPy) {
                          std::bit_cast<uint32_t>(got[i]) &&
                      !std::isnan(got[i]);
     EXPECT_EQ(element_bad, 0u) << c.name;
-    std::printf("dequantized %zu %s elements: %zu differ from ggml_quants.py\n", c.elements, c.name, bad);
+    std::printf("dequantized %zu %s elements: %zu differ from ggml_quants.py\n", c.elements, c.name,
+                bad);
   }
   fs::remove_all(dir);
 }

@@ -60,9 +60,9 @@ std::vector<std::pair<ParamSpec, std::vector<float>>> random_weights(const Llama
 
 // Builds a model whose matrices are stored as `dtype` (F32, Q8_0 or Q4_0); norms stay F32.
 // dequantized = true stores the quantized-then-dequantized values as F32 instead.
-std::unique_ptr<LlamaModel> build_model(const LlamaConfig& c,
-                                        const std::vector<std::pair<ParamSpec, std::vector<float>>>& weights,
-                                        DType dtype, bool dequantized = false) {
+std::unique_ptr<LlamaModel> build_model(
+    const LlamaConfig& c, const std::vector<std::pair<ParamSpec, std::vector<float>>>& weights,
+    DType dtype, bool dequantized = false) {
   TensorStore store;
   for (const auto& [spec, values] : weights) {
     const bool quantize = dtype != DType::F32 && spec.shape.size() == 2;
@@ -75,9 +75,11 @@ std::unique_ptr<LlamaModel> build_model(const LlamaConfig& c,
     } else {
       std::vector<uint8_t> blocks(dtype_row_bytes(dtype, values.size()));
       if (dtype == DType::Q8_0)
-        quantize_row_q8_0_ref(values.data(), reinterpret_cast<BlockQ8_0*>(blocks.data()), values.size());
+        quantize_row_q8_0_ref(values.data(), reinterpret_cast<BlockQ8_0*>(blocks.data()),
+                              values.size());
       else
-        quantize_row_q4_0_ref(values.data(), reinterpret_cast<BlockQ4_0*>(blocks.data()), values.size());
+        quantize_row_q4_0_ref(values.data(), reinterpret_cast<BlockQ4_0*>(blocks.data()),
+                              values.size());
       if (dequantized)
         dequantize_row(blocks.data(), dtype, values.size(), static_cast<float*>(data));
       else
@@ -134,7 +136,8 @@ double top1_agreement(const std::vector<float>& a, const std::vector<float>& b, 
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double worst = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - b[i]));
+  for (size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - b[i]));
   return worst;
 }
 
@@ -164,11 +167,11 @@ TEST(QuantAgreement, Top1AgreesWithF32OnAFixedPromptSet) {
       const double a = top1_agreement(reference, quantized, vocab, margin, &counted);
       std::printf("  margin >= %.2f: %zu positions, agreement %.4f\n", margin, counted, a);
     }
-    std::printf("%s: top-1 agreement with F32 %.4f over %zu positions (max |Δlogit| %.4f); "
-                "with the dequantized-F32 model %.4f (max |Δlogit| %.4f)\n",
-                std::string(dtype_name(dtype)).c_str(), agreement, reference.size() / vocab,
-                max_abs_diff(reference, quantized), vs_dequantized,
-                max_abs_diff(dequantized, quantized));
+    std::printf(
+        "%s: top-1 agreement with F32 %.4f over %zu positions (max |Δlogit| %.4f); "
+        "with the dequantized-F32 model %.4f (max |Δlogit| %.4f)\n",
+        std::string(dtype_name(dtype)).c_str(), agreement, reference.size() / vocab,
+        max_abs_diff(reference, quantized), vs_dequantized, max_abs_diff(dequantized, quantized));
     const bool q8 = dtype == DType::Q8_0;
     EXPECT_GE(agreement, q8 ? kMinAgreementQ8_0 : kMinAgreementQ4_0) << dtype_name(dtype);
     size_t decisive = 0;
