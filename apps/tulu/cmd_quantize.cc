@@ -1,6 +1,6 @@
-// tulu quantize IN OUT --type f32|f16|bf16|q8_0|q4_0: a Hugging Face model directory (or any model
-// `-m` accepts) → one GGUF v3 file in llama.cpp's layout, carrying the config (llama.*
-// keys), the tokenizer (tokenizer.model's pieces, scores and types; BOS/EOS/UNK ids;
+// tulu quantize IN OUT --type f32|f16|bf16|q8_0|q4_0: a Hugging Face model directory (or a
+// GGUF file: re-quantized from its dequantized weights, tokenizer metadata copied) → one GGUF
+// v3 file in llama.cpp's layout, carrying the config (llama.* keys), the tokenizer (tokenizer.model's pieces, scores and types; BOS/EOS/UNK ids;
 // add_bos/add_eos; the chat template) and the weights: 1-D tensors (norms) stay F32 as
 // llama.cpp writes them, q/k rows permuted into Meta's interleaved RoPE order. Q8_0/Q4_0 use
 // ggml's reference quantizers (tensor/quant_blocks.h) on every 2-D tensor, as
@@ -153,7 +153,15 @@ int run_quantize(const QuantizeOptions& o) {
   GgufWriter w;
   write_config(w, config, o.name.empty() ? base_name(o.input) : o.name, target->file_type);
   if (dtype_is_quantized(target->dtype)) w.set_uint32("general.quantization_version", 2);
-  write_tokenizer(w, is_directory(o.input) ? o.input : ".", config);
+  if (const auto gguf = find_gguf_model(o.input)) {
+    // Re-quantizing a GGUF file: its tokenizer metadata is copied as it is.
+    const auto source = GgufFile::open(*gguf);
+    for (const auto& [key, value] : source->metadata()) {
+      if (key.rfind("tokenizer.", 0) == 0) w.set_value(key, value);
+    }
+  } else {
+    write_tokenizer(w, o.input, config);
+  }
 
   const std::vector<ParamSpec> specs = llama_param_specs(config);
   std::vector<DType> dtypes;

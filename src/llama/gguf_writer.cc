@@ -27,6 +27,29 @@ void put_string(std::string& out, const std::string& s) {
 uint32_t code(GgufValueType t) { return static_cast<uint32_t>(t); }
 uint64_t align_up(uint64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 
+// The encoding of a value without its type code (arrays: element type, count, elements).
+void put_value(std::string& out, const GgufValue& v) {
+  switch (v.type) {
+    case GgufValueType::Uint8: put<uint8_t>(out, static_cast<uint8_t>(v.u)); break;
+    case GgufValueType::Uint16: put<uint16_t>(out, static_cast<uint16_t>(v.u)); break;
+    case GgufValueType::Uint32: put<uint32_t>(out, static_cast<uint32_t>(v.u)); break;
+    case GgufValueType::Uint64: put<uint64_t>(out, v.u); break;
+    case GgufValueType::Int8: put<int8_t>(out, static_cast<int8_t>(v.i)); break;
+    case GgufValueType::Int16: put<int16_t>(out, static_cast<int16_t>(v.i)); break;
+    case GgufValueType::Int32: put<int32_t>(out, static_cast<int32_t>(v.i)); break;
+    case GgufValueType::Int64: put<int64_t>(out, v.i); break;
+    case GgufValueType::Float32: put<float>(out, static_cast<float>(v.f)); break;
+    case GgufValueType::Float64: put<double>(out, v.f); break;
+    case GgufValueType::Bool: put<uint8_t>(out, v.b ? 1 : 0); break;
+    case GgufValueType::String: put_string(out, v.s); break;
+    case GgufValueType::Array:
+      put<uint32_t>(out, code(v.array_type));
+      put<uint64_t>(out, v.array.size());
+      for (const auto& e : v.array) put_value(out, e);
+      break;
+  }
+}
+
 }  // namespace
 
 void GgufWriter::add_key(const std::string& key, uint32_t type, const std::string& encoded) {
@@ -82,6 +105,12 @@ void GgufWriter::set_int32_array(const std::string& key, const std::vector<int32
   put<uint64_t>(e, values.size());
   for (int32_t v : values) put(e, v);
   add_key(key, code(GgufValueType::Array), e);
+}
+
+void GgufWriter::set_value(const std::string& key, const GgufValue& value) {
+  std::string e;
+  put_value(e, value);
+  add_key(key, code(value.type), e);
 }
 
 void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "llama/gguf_reader.h"
 #include "tensor/dtype.h"
 
 namespace tulu {
@@ -22,6 +23,8 @@ class GgufWriter {
   void set_string_array(const std::string& key, const std::vector<std::string>& values);
   void set_float32_array(const std::string& key, const std::vector<float>& values);
   void set_int32_array(const std::string& key, const std::vector<int32_t>& values);
+  // Any value as read from a GGUF file (copying metadata from one file to another).
+  void set_value(const std::string& key, const GgufValue& value);
 
   // A tensor of `shape` in PyTorch order (written reversed, GGML order); its bytes come
   // from the fill callback of write(). Throws tulu::Error for a duplicate name or a shape

@@ -24,6 +24,8 @@ tests/reference/hf_llama.py (PyTorch).
             dequantized exactly and computed in fp32).
   header    GGUF v2 files and files with general.alignment = 64 / 8 give the same logits as
             the v3, 32-aligned file (bit-identical).
+  requant   `tulu quantize` of the reference F32 GGUF to Q8_0: tensors byte-identical to `tulu
+            quantize` of the HF directory to Q8_0, same config keys, tokenizer keys copied.
   -m DIR    a directory holding one .gguf loads it; two .gguf files are an error naming both.
 """
 
@@ -191,6 +193,23 @@ def test_header_variants(name, config, state, ids):
         check(d == 0.0, f"{name} GGUF {label}: logits identical to the v3 file: max |Δ| = {d:.3e}")
 
 
+def test_requantize(name, hf_dir):
+    source = os.path.join(TMP, f"{name}_F32.gguf")
+    from_gguf = os.path.join(TMP, f"{name}_requantized.gguf")
+    run(["quantize", source, from_gguf, "--type", "q8_0", "--name", "test"])
+    got, want = gr.read_gguf(from_gguf), gr.read_gguf(os.path.join(TMP, f"{name}_quantized_Q8_0.gguf"))
+    src = gr.read_gguf(source)
+    same_tensors = got.tensors == want.tensors
+    llama_keys = {k: v for k, v in want.metadata.items() if not k.startswith("tokenizer.")}
+    same_config = all(got.metadata.get(k) == v for k, v in llama_keys.items())
+    tokenizer_keys = {k: v for k, v in src.metadata.items() if k.startswith("tokenizer.")}
+    same_tokenizer = {k: v for k, v in got.metadata.items() if k.startswith("tokenizer.")} == tokenizer_keys
+    check(same_tensors and same_config and same_tokenizer,
+          f"{name}: tulu quantize F32 GGUF -> Q8_0: {len(got.tensors)} tensors byte-identical to HF dir -> Q8_0 "
+          f"({same_tensors}), {len(llama_keys)} config keys equal ({same_config}), {len(tokenizer_keys)} tokenizer "
+          f"keys copied from the source ({same_tokenizer})")
+
+
 def test_directory(name, hf_dir, ids, hf_logits):
     d1 = os.path.join(TMP, name + "_gguf_dir")
     shutil.rmtree(d1, ignore_errors=True)
@@ -245,6 +264,7 @@ def main():
         if index == 0:
             test_directory(name, hf_dir, ids, hf_logits)
             test_header_variants(name, config, state, ids)
+            test_requantize(name, hf_dir)
     test_k_quants()
     if failures:
         print(f"{len(failures)} failure(s)")
