@@ -73,16 +73,22 @@ void dequantize_q6_k(const BlockQ6_K* x, size_t blocks, float* y) {
     const uint8_t* qh = x[b].qh;
     const int8_t* sc = x[b].scales;
     for (size_t n = 0; n < kSuperBlock; n += 128) {
+      // ggml's loop, split so that it vectorizes: the 6-bit quants of the 4 groups of 32
+      // outputs first, then y = (d·scale)·q with one scale per 16 outputs (same operations
+      // in the same order, so the same bits).
+      int8_t q[4][32];
       for (int l = 0; l < 32; ++l) {
-        const int is = l / 16;
-        const int q1 = ((ql[l + 0] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32;
-        const int q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
-        const int q3 = ((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-        y[l + 0] = d * static_cast<float>(sc[is + 0]) * static_cast<float>(q1);
-        y[l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
-        y[l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
-        y[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
+        q[0][l] = static_cast<int8_t>(((ql[l + 0] & 0x0F) | (((qh[l] >> 0) & 3) << 4)) - 32);
+        q[1][l] = static_cast<int8_t>(((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32);
+        q[2][l] = static_cast<int8_t>(((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+        q[3][l] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+      }
+      for (int g = 0; g < 4; ++g) {
+        for (int half = 0; half < 2; ++half) {
+          const float scale = d * static_cast<float>(sc[half + 2 * g]);
+          for (int l = half * 16; l < half * 16 + 16; ++l)
+            y[g * 32 + l] = scale * static_cast<float>(q[g][l]);
+        }
       }
       y += 128;
       ql += 64;
