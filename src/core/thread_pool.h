@@ -6,6 +6,8 @@
 // a job by bumping a generation counter; workers spin briefly on it before sleeping on a
 // condition variable, and the caller spins briefly on a pending-worker count before
 // sleeping. Sleepers are counted, so the wake-up syscalls happen only when someone sleeps.
+// A pool with more threads than hardware threads never spins (it would starve the thread
+// being waited for).
 #pragma once
 
 #include <atomic>
@@ -43,6 +45,7 @@ class ThreadPool {
   void finish_chunk(std::exception_ptr error);
 
   std::vector<std::thread> workers_;
+  bool spin_ = true;  // false when the pool has more threads than the hardware
   std::mutex call_mutex_;  // one parallel_for at a time
 
   // The job: written by the caller before generation_ is bumped, read by workers after
