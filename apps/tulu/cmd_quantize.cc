@@ -1,11 +1,12 @@
 // tulu quantize IN OUT --type f32|f16|bf16|q8_0|q4_0: a Hugging Face model directory (or a
 // GGUF file: re-quantized from its dequantized weights, tokenizer metadata copied) → one GGUF
-// v3 file in llama.cpp's layout, carrying the config (llama.* keys), the tokenizer (tokenizer.model's pieces, scores and types; BOS/EOS/UNK ids;
-// add_bos/add_eos; the chat template) and the weights: 1-D tensors (norms) stay F32 as
-// llama.cpp writes them, q/k rows permuted into Meta's interleaved RoPE order. Q8_0/Q4_0 use
-// ggml's reference quantizers (tensor/quant_blocks.h) on every 2-D tensor, as
-// convert_hf_to_gguf.py --outtype q8_0 does; a tensor whose rows are not whole 32-element
-// blocks falls back to F16 (as the converter does), which is reported.
+// v3 file in llama.cpp's layout, carrying the config (llama.* keys), the tokenizer
+// (tokenizer.model's pieces, scores and types; BOS/EOS/UNK ids; add_bos/add_eos; the chat
+// template) and the weights: 1-D tensors (norms) stay F32 as llama.cpp writes them, q/k rows
+// permuted into Meta's interleaved RoPE order. Q8_0/Q4_0 use ggml's reference quantizers
+// (tensor/quant_blocks.h) on every 2-D tensor, as convert_hf_to_gguf.py --outtype q8_0 does;
+// a tensor whose rows are not whole 32-element blocks falls back to F16 (as the converter
+// does), which is reported.
 #include <iostream>
 
 #include "command.h"
@@ -33,17 +34,16 @@ struct TargetType {
   uint32_t file_type;  // llama.cpp's LLAMA_FTYPE_* for general.file_type
 };
 const TargetType kTargets[] = {
-    {"f32", DType::F32, 0},
-    {"f16", DType::F16, 1},
-    {"bf16", DType::BF16, 32},
-    {"q8_0", DType::Q8_0, 7},
-    {"q4_0", DType::Q4_0, 2},
+    {"f32", DType::F32, 0},   {"f16", DType::F16, 1},   {"bf16", DType::BF16, 32},
+    {"q8_0", DType::Q8_0, 7}, {"q4_0", DType::Q4_0, 2},
 };
 
 // Writes n fp32 values in dtype.
 void encode_row(const float* x, size_t n, DType dtype, void* out) {
   switch (dtype) {
-    case DType::F32: std::copy(x, x + n, static_cast<float*>(out)); return;
+    case DType::F32:
+      std::copy(x, x + n, static_cast<float*>(out));
+      return;
     case DType::F16: {
       auto* o = static_cast<uint16_t*>(out);
       for (size_t i = 0; i < n; ++i) o[i] = f32_to_f16(x[i]);
@@ -54,9 +54,14 @@ void encode_row(const float* x, size_t n, DType dtype, void* out) {
       for (size_t i = 0; i < n; ++i) o[i] = f32_to_bf16(x[i]);
       return;
     }
-    case DType::Q8_0: quantize_row_q8_0_ref(x, static_cast<BlockQ8_0*>(out), n); return;
-    case DType::Q4_0: quantize_row_q4_0_ref(x, static_cast<BlockQ4_0*>(out), n); return;
-    default: fail("quantize: no encoder for ", dtype_name(dtype));
+    case DType::Q8_0:
+      quantize_row_q8_0_ref(x, static_cast<BlockQ8_0*>(out), n);
+      return;
+    case DType::Q4_0:
+      quantize_row_q4_0_ref(x, static_cast<BlockQ4_0*>(out), n);
+      return;
+    default:
+      fail("quantize: no encoder for ", dtype_name(dtype));
   }
 }
 
@@ -67,7 +72,8 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
-void write_config(GgufWriter& w, const LlamaConfig& c, const std::string& name, uint32_t file_type) {
+void write_config(GgufWriter& w, const LlamaConfig& c, const std::string& name,
+                  uint32_t file_type) {
   w.set_string("general.architecture", "llama");
   w.set_string("general.name", name);
   w.set_uint32("general.file_type", file_type);
@@ -95,9 +101,11 @@ void write_config(GgufWriter& w, const LlamaConfig& c, const std::string& name, 
 // writes them; tokens padded to the model's vocabulary with UNUSED "[PAD<i>]" entries.
 void write_tokenizer(GgufWriter& w, const std::string& dir, const LlamaConfig& c) {
   const std::string model_path = join_path(dir, "tokenizer.model");
-  TULU_CHECK(file_exists(model_path), dir, ": tokenizer.model is missing (GGUF files carry the SentencePiece "
-                                          "vocabulary; a tokenizer.json alone is not supported)");
-  const std::vector<SentencePieceEntry> pieces = read_sentencepiece_pieces(read_text_file(model_path), model_path);
+  TULU_CHECK(file_exists(model_path), dir,
+             ": tokenizer.model is missing (GGUF files carry the SentencePiece "
+             "vocabulary; a tokenizer.json alone is not supported)");
+  const std::vector<SentencePieceEntry> pieces =
+      read_sentencepiece_pieces(read_text_file(model_path), model_path);
   std::vector<std::string> tokens;
   std::vector<float> scores;
   std::vector<int32_t> types;
@@ -122,8 +130,10 @@ void write_tokenizer(GgufWriter& w, const std::string& dir, const LlamaConfig& c
     }
     return fallback;
   };
-  const int bos = id_of(tc ? tc->bos_token : std::nullopt, c.bos_token_ids.empty() ? 1 : c.bos_token_ids[0]);
-  const int eos = id_of(tc ? tc->eos_token : std::nullopt, c.eos_token_ids.empty() ? 2 : c.eos_token_ids[0]);
+  const int bos =
+      id_of(tc ? tc->bos_token : std::nullopt, c.bos_token_ids.empty() ? 1 : c.bos_token_ids[0]);
+  const int eos =
+      id_of(tc ? tc->eos_token : std::nullopt, c.eos_token_ids.empty() ? 2 : c.eos_token_ids[0]);
   unk = id_of(tc ? tc->unk_token : std::nullopt, unk);
 
   w.set_string("tokenizer.ggml.model", "llama");
@@ -146,7 +156,8 @@ int run_quantize(const QuantizeOptions& o) {
   for (const auto& t : kTargets) {
     if (o.type == t.option) target = &t;
   }
-  TULU_CHECK(target != nullptr, "--type ", o.type, " is not supported (supported: f32, f16, bf16, q8_0, q4_0)");
+  TULU_CHECK(target != nullptr, "--type ", o.type,
+             " is not supported (supported: f32, f16, bf16, q8_0, q4_0)");
   const std::unique_ptr<LlamaModel> model = LlamaModel::load(o.input);
   const LlamaConfig& config = model->config();
 
@@ -172,15 +183,17 @@ int run_quantize(const QuantizeOptions& o) {
     DType dtype = spec.shape.size() == 1 ? DType::F32 : target->dtype;
     if (static_cast<uint64_t>(spec.shape.back()) % dtype_block_elements(dtype) != 0) {
       std::cout << "quantize: " << spec.name << " " << shape_to_string(spec.shape) << ": rows of "
-                << spec.shape.back() << " are not whole " << dtype_name(dtype) << " blocks; writing F16\n";
+                << spec.shape.back() << " are not whole " << dtype_name(dtype)
+                << " blocks; writing F16\n";
       dtype = DType::F16;
     }
     dtypes.push_back(dtype);
     w.add_tensor(*gguf_name, dtype, spec.shape);
     total += w.tensor_bytes(w.tensor_count() - 1);
   }
-  std::cout << "quantize: " << o.input << " (" << model->weight_format() << ") -> " << o.output << " ("
-            << dtype_name(target->dtype) << ", " << specs.size() << " tensors, " << total << " bytes of weights)\n";
+  std::cout << "quantize: " << o.input << " (" << model->weight_format() << ") -> " << o.output
+            << " (" << dtype_name(target->dtype) << ", " << specs.size() << " tensors, " << total
+            << " bytes of weights)\n";
 
   w.write(
       o.output,
@@ -193,12 +206,14 @@ int run_quantize(const QuantizeOptions& o) {
         const int heads = permuted_head_count(spec.name, config);
         for (size_t r = 0; r < rows; ++r) {
           const size_t source = heads ? hf_row_of_gguf_row(r, rows, heads) : r;
-          encode_row(values.data() + source * cols, cols, dtypes[i], static_cast<uint8_t*>(out) + r * row_bytes);
+          encode_row(values.data() + source * cols, cols, dtypes[i],
+                     static_cast<uint8_t*>(out) + r * row_bytes);
         }
       },
       [&](size_t i) {
-        std::cout << "[" << (i + 1) << "/" << specs.size() << "] " << *gguf_name_from_hf(specs[i].name) << " "
-                  << shape_to_string(specs[i].shape) << " " << dtype_name(dtypes[i]) << "\n"
+        std::cout << "[" << (i + 1) << "/" << specs.size() << "] "
+                  << *gguf_name_from_hf(specs[i].name) << " " << shape_to_string(specs[i].shape)
+                  << " " << dtype_name(dtypes[i]) << "\n"
                   << std::flush;
       });
   std::cout << "wrote " << o.output << "\n";
@@ -209,12 +224,14 @@ RunFunction setup(CLI::App& app) {
   auto o = std::make_shared<QuantizeOptions>();
   app.add_option("input", o->input, "Hugging Face model directory (or a GGUF file)")->required();
   app.add_option("output", o->output, "GGUF file to write")->required();
-  app.add_option("--type", o->type, "weight type of the 2-D tensors: f32, f16, bf16, q8_0, q4_0")->capture_default_str();
+  app.add_option("--type", o->type, "weight type of the 2-D tensors: f32, f16, bf16, q8_0, q4_0")
+      ->capture_default_str();
   app.add_option("--name", o->name, "general.name (default: the input's base name)");
   return [o] { return run_quantize(*o); };
 }
 
-const bool registered = register_command({"quantize", "convert a model to a GGUF file (f32, f16, bf16, q8_0, q4_0)", 60, setup});
+const bool registered = register_command(
+    {"quantize", "convert a model to a GGUF file (f32, f16, bf16, q8_0, q4_0)", 60, setup});
 
 }  // namespace
 

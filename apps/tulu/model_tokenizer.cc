@@ -18,14 +18,15 @@ GgufVocab read_vocab(const GgufFile& g) {
   v.tokens = g.get_string_array("tokenizer.ggml.tokens");
   v.scores = g.get_float_array("tokenizer.ggml.scores");
   for (int64_t t : g.get_int_array("tokenizer.ggml.token_type")) {
-    TULU_CHECK(t >= 0 && t <= 1000, g.path(), ": tokenizer.ggml.token_type value ", t, " is out of range");
+    TULU_CHECK(t >= 0 && t <= 1000, g.path(), ": tokenizer.ggml.token_type value ", t,
+               " is out of range");
     v.types.push_back(static_cast<int>(t));
   }
   auto id = [&](const char* key, int fallback) {
     const auto value = g.opt_int(key);
     if (!value) return fallback;
-    TULU_CHECK(*value >= 0 && *value < static_cast<int64_t>(v.tokens.size()), g.path(), ": ", key, " = ", *value,
-               " is outside the vocabulary of ", v.tokens.size(), " tokens");
+    TULU_CHECK(*value >= 0 && *value < static_cast<int64_t>(v.tokens.size()), g.path(), ": ", key,
+               " = ", *value, " is outside the vocabulary of ", v.tokens.size(), " tokens");
     return static_cast<int>(*value);
   };
   v.bos_id = id("tokenizer.ggml.bos_token_id", 1);
@@ -35,7 +36,8 @@ GgufVocab read_vocab(const GgufFile& g) {
   v.add_bos = g.opt_bool("tokenizer.ggml.add_bos_token").value_or(true);
   v.add_eos = g.opt_bool("tokenizer.ggml.add_eos_token").value_or(false);
   v.add_space_prefix = g.opt_bool("tokenizer.ggml.add_space_prefix").value_or(true);
-  v.remove_extra_whitespaces = g.opt_bool("tokenizer.ggml.remove_extra_whitespaces").value_or(false);
+  v.remove_extra_whitespaces =
+      g.opt_bool("tokenizer.ggml.remove_extra_whitespaces").value_or(false);
   return v;
 }
 

@@ -1,5 +1,5 @@
-// The tokenizer and chat format of the model `-m` names: a GGUF model's tokenizer.ggml.* vocabulary (see
-// tokenizer/gguf_vocab.h), else Tokenizer::load_dir on the Hugging Face directory.
+// The tokenizer and chat format of the model `-m` names: a GGUF model's tokenizer.ggml.* vocabulary
+// (see tokenizer/gguf_vocab.h), else Tokenizer::load_dir on the Hugging Face directory.
 #pragma once
 
 #include <memory>

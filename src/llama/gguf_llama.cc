@@ -34,22 +34,26 @@ const std::pair<const char*, const char*> kGlobalNames[] = {
 };
 
 // Splits "<prefix><digits>.<rest>"; false when the name does not have that form.
-bool split_layer(const std::string& name, const std::string& prefix, std::string* index, std::string* rest) {
+bool split_layer(const std::string& name, const std::string& prefix, std::string* index,
+                 std::string* rest) {
   if (name.compare(0, prefix.size(), prefix) != 0) return false;
   const size_t dot = name.find('.', prefix.size());
   if (dot == std::string::npos || dot == prefix.size()) return false;
   *index = name.substr(prefix.size(), dot - prefix.size());
-  if (index->find_first_not_of("0123456789") != std::string::npos || index->size() > 9) return false;
+  if (index->find_first_not_of("0123456789") != std::string::npos || index->size() > 9)
+    return false;
   *rest = name.substr(dot + 1);
   return true;
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 int to_int(const GgufFile& g, const std::string& key, int64_t v) {
-  TULU_CHECK(v >= 0 && v <= 1'000'000'000, g.path(), ": metadata '", key, "' = ", v, " is out of range");
+  TULU_CHECK(v >= 0 && v <= 1'000'000'000, g.path(), ": metadata '", key, "' = ", v,
+             " is out of range");
   return static_cast<int>(v);
 }
 
@@ -95,7 +99,8 @@ size_t hf_row_of_gguf_row(size_t gguf_row, size_t rows, int heads) {
 
 LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
-  TULU_CHECK(arch == "llama", g.path(), ": general.architecture is '", arch, "'; only 'llama' models are supported");
+  TULU_CHECK(arch == "llama", g.path(), ": general.architecture is '", arch,
+             "'; only 'llama' models are supported");
   auto int_key = [&](const std::string& key) { return to_int(g, key, g.get_int(key)); };
 
   Json json;
@@ -104,7 +109,8 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   json["intermediate_size"] = int_key("llama.feed_forward_length");
   json["num_hidden_layers"] = int_key("llama.block_count");
   json["num_attention_heads"] = int_key("llama.attention.head_count");
-  if (g.has("llama.attention.head_count_kv")) json["num_key_value_heads"] = int_key("llama.attention.head_count_kv");
+  if (g.has("llama.attention.head_count_kv"))
+    json["num_key_value_heads"] = int_key("llama.attention.head_count_kv");
   if (g.has("llama.attention.key_length")) {
     const int key_length = int_key("llama.attention.key_length");
     if (g.has("llama.attention.value_length")) {
@@ -120,8 +126,10 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   }
   const std::string scaling = g.opt_string("llama.rope.scaling.type").value_or("none");
   if (scaling == "linear") {
-    json["rope_scaling"] = {{"type", "linear"}, {"factor", g.get_float("llama.rope.scaling.factor")}};
-  } else if (const auto old_scale = g.opt_float("llama.rope.scale_linear"); old_scale && *old_scale != 1.0) {
+    json["rope_scaling"] = {{"type", "linear"},
+                            {"factor", g.get_float("llama.rope.scaling.factor")}};
+  } else if (const auto old_scale = g.opt_float("llama.rope.scale_linear");
+             old_scale && *old_scale != 1.0) {
     json["rope_scaling"] = {{"type", "linear"}, {"factor", *old_scale}};
   } else {
     TULU_CHECK(scaling == "none", g.path(), ": llama.rope.scaling.type '", scaling,
@@ -130,15 +138,17 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   const GgufTensorInfo* embed = g.find_tensor("token_embd.weight");
   TULU_CHECK(embed != nullptr && embed->ggml_dims.size() == 2, g.path(),
              ": tensor 'token_embd.weight' is missing or not 2-D");
-  json["vocab_size"] = to_int(g, "token_embd.weight dims[1]", static_cast<int64_t>(embed->ggml_dims[1]));
+  json["vocab_size"] =
+      to_int(g, "token_embd.weight dims[1]", static_cast<int64_t>(embed->ggml_dims[1]));
   json["tie_word_embeddings"] = g.find_tensor("output.weight") == nullptr;
   if (const auto bos = g.opt_int("tokenizer.ggml.bos_token_id")) json["bos_token_id"] = *bos;
   if (const auto eos = g.opt_int("tokenizer.ggml.eos_token_id")) json["eos_token_id"] = *eos;
   if (const auto pad = g.opt_int("tokenizer.ggml.padding_token_id")) json["pad_token_id"] = *pad;
   LlamaConfig config = parse_llama_config(json, g.path() + " (llama.* metadata)");
   if (const auto rope_dims = g.opt_int("llama.rope.dimension_count")) {
-    TULU_CHECK(*rope_dims == config.head_dim, g.path(), ": llama.rope.dimension_count = ", *rope_dims,
-               " differs from the head dimension ", config.head_dim, " (partial rotary embeddings are not Llama's)");
+    TULU_CHECK(*rope_dims == config.head_dim, g.path(),
+               ": llama.rope.dimension_count = ", *rope_dims, " differs from the head dimension ",
+               config.head_dim, " (partial rotary embeddings are not Llama's)");
   }
   return config;
 }
@@ -151,7 +161,8 @@ GgufLlama read_gguf_llama(const std::string& path) {
   if (const auto eos = g->opt_int("tokenizer.ggml.eos_token_id")) {
     out.generation.eos_token_ids = {static_cast<int>(*eos)};
   }
-  if (const auto bos = g->opt_int("tokenizer.ggml.bos_token_id")) out.generation.bos_token_id = static_cast<int>(*bos);
+  if (const auto bos = g->opt_int("tokenizer.ggml.bos_token_id"))
+    out.generation.bos_token_id = static_cast<int>(*bos);
   out.store.keep_alive(g->mapping());
 
   std::set<std::string> types;
@@ -161,8 +172,8 @@ GgufLlama read_gguf_llama(const std::string& path) {
     // "unexpected tensor" check names them.
     const std::string name = hf.value_or(info.name);
     const auto dtype = dtype_from_ggml(info.ggml_type);
-    TULU_CHECK(dtype.has_value(), path, ": tensor '", info.name, "' has type ", ggml_type_label(info.ggml_type),
-               ", which this build cannot compute with");
+    TULU_CHECK(dtype.has_value(), path, ": tensor '", info.name, "' has type ",
+               ggml_type_label(info.ggml_type), ", which this build cannot compute with");
     types.insert(std::string(dtype_name(*dtype)));
     const std::vector<int64_t> shape = info.shape();
     const int heads = permuted_head_count(name, out.config);
@@ -181,13 +192,15 @@ GgufLlama read_gguf_llama(const std::string& path) {
       out.store.add(name, view, path);
       continue;
     }
-    TULU_CHECK(shape.size() == 2 && shape[0] % (2 * heads) == 0, path, ": tensor '", info.name, "' has shape ",
-               shape_to_string(shape), ", whose rows do not split into ", heads, " heads of even size");
+    TULU_CHECK(shape.size() == 2 && shape[0] % (2 * heads) == 0, path, ": tensor '", info.name,
+               "' has shape ", shape_to_string(shape), ", whose rows do not split into ", heads,
+               " heads of even size");
     const size_t rows = static_cast<size_t>(shape[0]);
     const size_t row_bytes = static_cast<size_t>(info.nbytes / rows);
     auto* dst = static_cast<uint8_t*>(out.store.allocate(static_cast<size_t>(info.nbytes)));
     for (size_t r = 0; r < rows; ++r) {
-      std::memcpy(dst + hf_row_of_gguf_row(r, rows, heads) * row_bytes, info.data + r * row_bytes, row_bytes);
+      std::memcpy(dst + hf_row_of_gguf_row(r, rows, heads) * row_bytes, info.data + r * row_bytes,
+                  row_bytes);
     }
     TensorView view;
     view.dtype = *dtype;
@@ -197,7 +210,8 @@ GgufLlama read_gguf_llama(const std::string& path) {
   }
   std::string type_list;
   for (const auto& t : types) type_list += (type_list.empty() ? "" : "+") + t;
-  out.format = str_cat("gguf v", g->version(), " (", type_list, ", ", g->tensors().size(), " tensors)");
+  out.format =
+      str_cat("gguf v", g->version(), " (", type_list, ", ", g->tensors().size(), " tensors)");
   return out;
 }
 

@@ -14,12 +14,13 @@ namespace tulu {
 namespace {
 
 constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" little-endian
-constexpr uint32_t kMaxDims = 4;              // GGML_MAX_DIMS
+constexpr uint32_t kMaxDims = 4;             // GGML_MAX_DIMS
 constexpr int kMaxArrayDepth = 4;
 
 class Cursor {
  public:
-  Cursor(const uint8_t* data, size_t size, const std::string& path) : data_(data), size_(size), path_(path) {}
+  Cursor(const uint8_t* data, size_t size, const std::string& path)
+      : data_(data), size_(size), path_(path) {}
 
   size_t position() const { return pos_; }
   size_t left() const { return size_ - pos_; }
@@ -54,12 +55,24 @@ class Cursor {
 // Smallest encoded size of one value of a type, to bound array counts before allocating.
 uint64_t min_encoded_size(GgufValueType type) {
   switch (type) {
-    case GgufValueType::Uint8: case GgufValueType::Int8: case GgufValueType::Bool: return 1;
-    case GgufValueType::Uint16: case GgufValueType::Int16: return 2;
-    case GgufValueType::Uint32: case GgufValueType::Int32: case GgufValueType::Float32: return 4;
-    case GgufValueType::Uint64: case GgufValueType::Int64: case GgufValueType::Float64:
-    case GgufValueType::String: return 8;
-    case GgufValueType::Array: return 12;
+    case GgufValueType::Uint8:
+    case GgufValueType::Int8:
+    case GgufValueType::Bool:
+      return 1;
+    case GgufValueType::Uint16:
+    case GgufValueType::Int16:
+      return 2;
+    case GgufValueType::Uint32:
+    case GgufValueType::Int32:
+    case GgufValueType::Float32:
+      return 4;
+    case GgufValueType::Uint64:
+    case GgufValueType::Int64:
+    case GgufValueType::Float64:
+    case GgufValueType::String:
+      return 8;
+    case GgufValueType::Array:
+      return 12;
   }
   return 1;
 }
@@ -70,36 +83,59 @@ GgufValueType read_value_type(Cursor& in, const std::string& what, const std::st
   return static_cast<GgufValueType>(code);
 }
 
-GgufValue read_value(Cursor& in, GgufValueType type, const std::string& what, const std::string& path,
-                     int depth) {
+GgufValue read_value(Cursor& in, GgufValueType type, const std::string& what,
+                     const std::string& path, int depth) {
   GgufValue v;
   v.type = type;
   switch (type) {
-    case GgufValueType::Uint8: v.u = in.read<uint8_t>(what); break;
-    case GgufValueType::Uint16: v.u = in.read<uint16_t>(what); break;
-    case GgufValueType::Uint32: v.u = in.read<uint32_t>(what); break;
-    case GgufValueType::Uint64: v.u = in.read<uint64_t>(what); break;
-    case GgufValueType::Int8: v.i = in.read<int8_t>(what); break;
-    case GgufValueType::Int16: v.i = in.read<int16_t>(what); break;
-    case GgufValueType::Int32: v.i = in.read<int32_t>(what); break;
-    case GgufValueType::Int64: v.i = in.read<int64_t>(what); break;
-    case GgufValueType::Float32: v.f = in.read<float>(what); break;
-    case GgufValueType::Float64: v.f = in.read<double>(what); break;
+    case GgufValueType::Uint8:
+      v.u = in.read<uint8_t>(what);
+      break;
+    case GgufValueType::Uint16:
+      v.u = in.read<uint16_t>(what);
+      break;
+    case GgufValueType::Uint32:
+      v.u = in.read<uint32_t>(what);
+      break;
+    case GgufValueType::Uint64:
+      v.u = in.read<uint64_t>(what);
+      break;
+    case GgufValueType::Int8:
+      v.i = in.read<int8_t>(what);
+      break;
+    case GgufValueType::Int16:
+      v.i = in.read<int16_t>(what);
+      break;
+    case GgufValueType::Int32:
+      v.i = in.read<int32_t>(what);
+      break;
+    case GgufValueType::Int64:
+      v.i = in.read<int64_t>(what);
+      break;
+    case GgufValueType::Float32:
+      v.f = in.read<float>(what);
+      break;
+    case GgufValueType::Float64:
+      v.f = in.read<double>(what);
+      break;
     case GgufValueType::Bool: {
       const uint8_t b = in.read<uint8_t>(what);
       TULU_CHECK(b <= 1, path, ": ", what, ": bool value ", int{b}, " is neither 0 nor 1");
       v.b = b != 0;
       break;
     }
-    case GgufValueType::String: v.s = in.read_string(what); break;
+    case GgufValueType::String:
+      v.s = in.read_string(what);
+      break;
     case GgufValueType::Array: {
-      TULU_CHECK(depth < kMaxArrayDepth, path, ": ", what, ": arrays nested deeper than ", kMaxArrayDepth);
+      TULU_CHECK(depth < kMaxArrayDepth, path, ": ", what, ": arrays nested deeper than ",
+                 kMaxArrayDepth);
       v.array_type = read_value_type(in, what + " (array element type)", path);
       const uint64_t count = in.read<uint64_t>(what + " (array length)");
       const uint64_t min_size = min_encoded_size(v.array_type);
       TULU_CHECK(count <= in.left() / min_size, path, ": ", what, ": array of ", count, " ",
-                 gguf_value_type_name(static_cast<uint32_t>(v.array_type)), " values cannot fit in the ",
-                 in.left(), " bytes left");
+                 gguf_value_type_name(static_cast<uint32_t>(v.array_type)),
+                 " values cannot fit in the ", in.left(), " bytes left");
       v.array.reserve(static_cast<size_t>(count));
       for (uint64_t k = 0; k < count; ++k) {
         v.array.push_back(read_value(in, v.array_type, what, path, depth + 1));
@@ -122,8 +158,8 @@ bool is_signed(GgufValueType t) {
 int64_t as_int(const GgufValue& v, const std::string& where) {
   if (is_signed(v.type)) return v.i;
   if (is_unsigned(v.type)) {
-    TULU_CHECK(v.u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), where, ": value ", v.u,
-               " is too large");
+    TULU_CHECK(v.u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), where, ": value ",
+               v.u, " is too large");
     return static_cast<int64_t>(v.u);
   }
   fail(where, ": expected an integer, got ", gguf_value_type_name(static_cast<uint32_t>(v.type)));
@@ -139,7 +175,8 @@ double as_float(const GgufValue& v, const std::string& where) {
 
 std::vector<int64_t> GgufTensorInfo::shape() const {
   std::vector<int64_t> s;
-  for (auto it = ggml_dims.rbegin(); it != ggml_dims.rend(); ++it) s.push_back(static_cast<int64_t>(*it));
+  for (auto it = ggml_dims.rbegin(); it != ggml_dims.rend(); ++it)
+    s.push_back(static_cast<int64_t>(*it));
   return s;
 }
 
@@ -171,10 +208,11 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
                "' appears twice");
   }
   if (const GgufValue* a = g->find("general.alignment")) {
-    TULU_CHECK(a->type == GgufValueType::Uint32, path, ": metadata 'general.alignment' must be uint32, got ",
+    TULU_CHECK(a->type == GgufValueType::Uint32, path,
+               ": metadata 'general.alignment' must be uint32, got ",
                gguf_value_type_name(static_cast<uint32_t>(a->type)));
-    TULU_CHECK(a->u != 0 && (a->u & (a->u - 1)) == 0, path, ": metadata 'general.alignment' = ", a->u,
-               " is not a power of two");
+    TULU_CHECK(a->u != 0 && (a->u & (a->u - 1)) == 0, path,
+               ": metadata 'general.alignment' = ", a->u, " is not a power of two");
     g->alignment_ = a->u;
   }
 
@@ -200,8 +238,9 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
     info.ggml_type = in.read<uint32_t>(what + " type");
     const auto type = ggml_type_info(info.ggml_type);
     TULU_CHECK(type.has_value(), path, ": ", what, ": unknown ggml tensor type ", info.ggml_type);
-    TULU_CHECK(info.ggml_dims[0] % type->block_elements == 0, path, ": ", what, ": innermost dimension ",
-               info.ggml_dims[0], " is not a multiple of the ", type->name, " block size ", type->block_elements);
+    TULU_CHECK(info.ggml_dims[0] % type->block_elements == 0, path, ": ", what,
+               ": innermost dimension ", info.ggml_dims[0], " is not a multiple of the ",
+               type->name, " block size ", type->block_elements);
     const uint64_t blocks = numel / type->block_elements;
     TULU_CHECK(blocks <= std::numeric_limits<uint64_t>::max() / type->block_bytes, path, ": ", what,
                ": byte size overflows");
@@ -215,16 +254,18 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   const uint64_t header_end = in.position();
   g->data_offset_ = (header_end + g->alignment_ - 1) / g->alignment_ * g->alignment_;
   const uint64_t file_size = g->file_->size();
-  TULU_CHECK(g->data_offset_ <= file_size || tensor_count == 0, path, ": truncated file: the data section would start at byte ",
-             g->data_offset_, ", the file has ", file_size);
+  TULU_CHECK(g->data_offset_ <= file_size || tensor_count == 0, path,
+             ": truncated file: the data section would start at byte ", g->data_offset_,
+             ", the file has ", file_size);
   const uint64_t data_size = g->data_offset_ <= file_size ? file_size - g->data_offset_ : 0;
 
   // Bounds and overlap: sort by offset, each must end before the next begins.
   std::vector<const GgufTensorInfo*> by_offset;
   for (auto& info : g->tensors_) {
-    TULU_CHECK(info.offset <= data_size && info.nbytes <= data_size - info.offset, path, ": tensor '",
-               info.name, "' (", ggml_type_label(info.ggml_type), ", ", info.nbytes, " bytes at data offset ",
-               info.offset, ") extends past the end of the file (data section holds ", data_size, " bytes)");
+    TULU_CHECK(info.offset <= data_size && info.nbytes <= data_size - info.offset, path,
+               ": tensor '", info.name, "' (", ggml_type_label(info.ggml_type), ", ", info.nbytes,
+               " bytes at data offset ", info.offset,
+               ") extends past the end of the file (data section holds ", data_size, " bytes)");
     info.data = g->file_->data() + g->data_offset_ + info.offset;
     by_offset.push_back(&info);
   }
@@ -256,7 +297,9 @@ const GgufValue& require(const GgufFile& g, const std::string& key) {
   TULU_CHECK(v != nullptr, g.path(), ": metadata key '", key, "' is missing");
   return *v;
 }
-std::string where(const GgufFile& g, const std::string& key) { return str_cat(g.path(), ": metadata '", key, "'"); }
+std::string where(const GgufFile& g, const std::string& key) {
+  return str_cat(g.path(), ": metadata '", key, "'");
+}
 const GgufValue& require_array(const GgufFile& g, const std::string& key) {
   const GgufValue& v = require(g, key);
   TULU_CHECK(v.type == GgufValueType::Array, where(g, key), ": expected an array, got ",
@@ -275,12 +318,16 @@ std::optional<std::string> GgufFile::opt_string(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   return get_string(key);
 }
-int64_t GgufFile::get_int(const std::string& key) const { return as_int(require(*this, key), where(*this, key)); }
+int64_t GgufFile::get_int(const std::string& key) const {
+  return as_int(require(*this, key), where(*this, key));
+}
 std::optional<int64_t> GgufFile::opt_int(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   return get_int(key);
 }
-double GgufFile::get_float(const std::string& key) const { return as_float(require(*this, key), where(*this, key)); }
+double GgufFile::get_float(const std::string& key) const {
+  return as_float(require(*this, key), where(*this, key));
+}
 std::optional<double> GgufFile::opt_float(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   return get_float(key);
@@ -294,7 +341,8 @@ std::optional<bool> GgufFile::opt_bool(const std::string& key) const {
 }
 std::vector<std::string> GgufFile::get_string_array(const std::string& key) const {
   const GgufValue& v = require_array(*this, key);
-  TULU_CHECK(v.array_type == GgufValueType::String, where(*this, key), ": expected an array of strings");
+  TULU_CHECK(v.array_type == GgufValueType::String, where(*this, key),
+             ": expected an array of strings");
   std::vector<std::string> out;
   out.reserve(v.array.size());
   for (const auto& e : v.array) out.push_back(e.s);

@@ -39,8 +39,8 @@ struct GgufTensorInfo {
   std::string name;
   std::vector<uint64_t> ggml_dims;  // innermost first (GGML order)
   uint32_t ggml_type = 0;
-  uint64_t offset = 0;  // relative to the data section
-  uint64_t nbytes = 0;  // validated: dims × type size
+  uint64_t offset = 0;            // relative to the data section
+  uint64_t nbytes = 0;            // validated: dims × type size
   const uint8_t* data = nullptr;  // into the mapping
 
   // PyTorch order (outermost first).

@@ -33,11 +33,11 @@ std::string gguf_value_type_name(uint32_t code);
 bool gguf_value_type_known(uint32_t code);
 
 // ggml_type codes as in ggml.h (GGML_TYPE_F32 = 0 ... GGML_TYPE_BF16 = 30).
-inline constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8,
-                          kGgmlQ4_K = 12, kGgmlQ6_K = 14, kGgmlBF16 = 30;
+inline constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ4_K = 12,
+                          kGgmlQ6_K = 14, kGgmlBF16 = 30;
 
 struct GgmlTypeInfo {
-  const char* name;       // "Q8_0"
+  const char* name;  // "Q8_0"
   uint32_t block_elements;
   uint32_t block_bytes;
 };

@@ -24,24 +24,52 @@ void put_string(std::string& out, const std::string& s) {
   put<uint64_t>(out, s.size());
   out += s;
 }
-uint32_t code(GgufValueType t) { return static_cast<uint32_t>(t); }
-uint64_t align_up(uint64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+uint32_t code(GgufValueType t) {
+  return static_cast<uint32_t>(t);
+}
+uint64_t align_up(uint64_t n) {
+  return (n + kAlignment - 1) / kAlignment * kAlignment;
+}
 
 // The encoding of a value without its type code (arrays: element type, count, elements).
 void put_value(std::string& out, const GgufValue& v) {
   switch (v.type) {
-    case GgufValueType::Uint8: put<uint8_t>(out, static_cast<uint8_t>(v.u)); break;
-    case GgufValueType::Uint16: put<uint16_t>(out, static_cast<uint16_t>(v.u)); break;
-    case GgufValueType::Uint32: put<uint32_t>(out, static_cast<uint32_t>(v.u)); break;
-    case GgufValueType::Uint64: put<uint64_t>(out, v.u); break;
-    case GgufValueType::Int8: put<int8_t>(out, static_cast<int8_t>(v.i)); break;
-    case GgufValueType::Int16: put<int16_t>(out, static_cast<int16_t>(v.i)); break;
-    case GgufValueType::Int32: put<int32_t>(out, static_cast<int32_t>(v.i)); break;
-    case GgufValueType::Int64: put<int64_t>(out, v.i); break;
-    case GgufValueType::Float32: put<float>(out, static_cast<float>(v.f)); break;
-    case GgufValueType::Float64: put<double>(out, v.f); break;
-    case GgufValueType::Bool: put<uint8_t>(out, v.b ? 1 : 0); break;
-    case GgufValueType::String: put_string(out, v.s); break;
+    case GgufValueType::Uint8:
+      put<uint8_t>(out, static_cast<uint8_t>(v.u));
+      break;
+    case GgufValueType::Uint16:
+      put<uint16_t>(out, static_cast<uint16_t>(v.u));
+      break;
+    case GgufValueType::Uint32:
+      put<uint32_t>(out, static_cast<uint32_t>(v.u));
+      break;
+    case GgufValueType::Uint64:
+      put<uint64_t>(out, v.u);
+      break;
+    case GgufValueType::Int8:
+      put<int8_t>(out, static_cast<int8_t>(v.i));
+      break;
+    case GgufValueType::Int16:
+      put<int16_t>(out, static_cast<int16_t>(v.i));
+      break;
+    case GgufValueType::Int32:
+      put<int32_t>(out, static_cast<int32_t>(v.i));
+      break;
+    case GgufValueType::Int64:
+      put<int64_t>(out, v.i);
+      break;
+    case GgufValueType::Float32:
+      put<float>(out, static_cast<float>(v.f));
+      break;
+    case GgufValueType::Float64:
+      put<double>(out, v.f);
+      break;
+    case GgufValueType::Bool:
+      put<uint8_t>(out, v.b ? 1 : 0);
+      break;
+    case GgufValueType::String:
+      put_string(out, v.s);
+      break;
     case GgufValueType::Array:
       put<uint32_t>(out, code(v.array_type));
       put<uint64_t>(out, v.array.size());
@@ -53,7 +81,8 @@ void put_value(std::string& out, const GgufValue& v) {
 }  // namespace
 
 void GgufWriter::add_key(const std::string& key, uint32_t type, const std::string& encoded) {
-  TULU_CHECK(std::find(keys_.begin(), keys_.end(), key) == keys_.end(), "GGUF metadata key '", key, "' set twice");
+  TULU_CHECK(std::find(keys_.begin(), keys_.end(), key) == keys_.end(), "GGUF metadata key '", key,
+             "' set twice");
   keys_.push_back(key);
   put_string(metadata_, key);
   put<uint32_t>(metadata_, type);
@@ -113,7 +142,8 @@ void GgufWriter::set_value(const std::string& key, const GgufValue& value) {
   add_key(key, code(value.type), e);
 }
 
-void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape) {
+void GgufWriter::add_tensor(const std::string& name, DType dtype,
+                            const std::vector<int64_t>& shape) {
   for (const auto& t : tensors_) TULU_CHECK(t.name != name, "GGUF tensor '", name, "' added twice");
   TULU_CHECK(!shape.empty() && shape.size() <= 4, "GGUF tensor '", name, "': rank ", shape.size(),
              " (must be 1..4)");
@@ -124,12 +154,13 @@ void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vec
     numel *= static_cast<uint64_t>(d);
   }
   TULU_CHECK(static_cast<uint64_t>(shape.back()) % info->block_elements == 0, "GGUF tensor '", name,
-             "': innermost dimension ", shape.back(), " is not a multiple of the ", info->name, " block size ",
-             info->block_elements);
+             "': innermost dimension ", shape.back(), " is not a multiple of the ", info->name,
+             " block size ", info->block_elements);
   tensors_.push_back({name, dtype, shape, numel / info->block_elements * info->block_bytes});
 }
 
-void GgufWriter::write(const std::string& path, const Fill& fill, const std::function<void(size_t)>& progress) const {
+void GgufWriter::write(const std::string& path, const Fill& fill,
+                       const std::function<void(size_t)>& progress) const {
   std::string header;
   put<uint32_t>(header, 0x46554747);  // "GGUF"
   put<uint32_t>(header, 3);
@@ -140,7 +171,8 @@ void GgufWriter::write(const std::string& path, const Fill& fill, const std::fun
   for (const auto& t : tensors_) {
     put_string(header, t.name);
     put<uint32_t>(header, static_cast<uint32_t>(t.shape.size()));
-    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) put<uint64_t>(header, static_cast<uint64_t>(*it));
+    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it)
+      put<uint64_t>(header, static_cast<uint64_t>(*it));
     put<uint32_t>(header, ggml_from_dtype(t.dtype));
     put<uint64_t>(header, offset);
     offset = align_up(offset + t.nbytes);

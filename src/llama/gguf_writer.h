@@ -35,7 +35,8 @@ class GgufWriter {
   // progress(i) is called after tensor i is written (may be empty). Atomic: the file
   // appears complete or not at all.
   using Fill = std::function<void(size_t index, void* out)>;
-  void write(const std::string& path, const Fill& fill, const std::function<void(size_t)>& progress = {}) const;
+  void write(const std::string& path, const Fill& fill,
+             const std::function<void(size_t)>& progress = {}) const;
 
   size_t tensor_count() const { return tensors_.size(); }
   uint64_t tensor_bytes(size_t index) const { return tensors_.at(index).nbytes; }

@@ -16,10 +16,10 @@ namespace {
 // sentencepiece_model.proto field numbers.
 constexpr int kModelPieces = 1, kModelTrainerSpec = 2, kModelNormalizerSpec = 3;
 constexpr int kPiecePiece = 1, kPieceScore = 2, kPieceType = 3;
-constexpr int kTrainerModelType = 3, kTrainerVocabSize = 4, kTrainerByteFallback = 35, kTrainerUnkId = 40,
-              kTrainerBosId = 41, kTrainerEosId = 42, kTrainerPadId = 43;
-constexpr int kNormalizerName = 1, kNormalizerAddDummyPrefix = 3, kNormalizerRemoveExtraWhitespaces = 4,
-              kNormalizerEscapeWhitespaces = 5;
+constexpr int kTrainerModelType = 3, kTrainerVocabSize = 4, kTrainerByteFallback = 35,
+              kTrainerUnkId = 40, kTrainerBosId = 41, kTrainerEosId = 42, kTrainerPadId = 43;
+constexpr int kNormalizerName = 1, kNormalizerAddDummyPrefix = 3,
+              kNormalizerRemoveExtraWhitespaces = 4, kNormalizerEscapeWhitespaces = 5;
 constexpr int kModelTypeBpe = 2;
 
 void put_varint(std::string& out, uint64_t v) {
@@ -59,8 +59,9 @@ void validate_gguf_vocab(const GgufVocab& v) {
   TULU_CHECK(v.types.size() == n, v.source, ": tokenizer.ggml.token_type has ", v.types.size(),
              " entries, tokenizer.ggml.tokens has ", n);
   for (size_t i = 0; i < n; ++i) {
-    TULU_CHECK(v.types[i] >= SentencePieceEntry::Normal && v.types[i] <= SentencePieceEntry::Byte, v.source,
-               ": tokenizer.ggml.token_type[", i, "] = ", v.types[i], " is not a SentencePiece piece type (1..6)");
+    TULU_CHECK(v.types[i] >= SentencePieceEntry::Normal && v.types[i] <= SentencePieceEntry::Byte,
+               v.source, ": tokenizer.ggml.token_type[", i, "] = ", v.types[i],
+               " is not a SentencePiece piece type (1..6)");
     TULU_CHECK(!v.tokens[i].empty(), v.source, ": tokenizer.ggml.tokens[", i, "] is empty");
   }
   auto check_id = [&](int id, const char* key) {
@@ -114,7 +115,8 @@ std::unique_ptr<Tokenizer> load_gguf_vocab_tokenizer(const GgufVocab& v) {
   config.bos_token = v.tokens[static_cast<size_t>(v.bos_id)];
   config.eos_token = v.tokens[static_cast<size_t>(v.eos_id)];
   config.unk_token = v.tokens[static_cast<size_t>(v.unk_id)];
-  return load_sentencepiece_proto(sentencepiece_proto_from_vocab(v), v.source + " (tokenizer.ggml.*)", &config);
+  return load_sentencepiece_proto(sentencepiece_proto_from_vocab(v),
+                                  v.source + " (tokenizer.ggml.*)", &config);
 }
 
 }  // namespace tulu

@@ -20,12 +20,13 @@ struct GgufVocab {
   std::string source;  // the GGUF file, for messages
   std::vector<std::string> tokens;
   std::vector<float> scores;
-  std::vector<int> types;  // SentencePiece piece types: 1 normal, 2 unknown, 3 control, 4 user, 5 unused, 6 byte
+  std::vector<int>
+      types;  // SentencePiece piece types: 1 normal, 2 unknown, 3 control, 4 user, 5 unused, 6 byte
   int bos_id = 1, eos_id = 2, unk_id = 0;
   std::optional<int> pad_id;
   bool add_bos = true, add_eos = false;
-  bool add_space_prefix = true;            // tokenizer.ggml.add_space_prefix
-  bool remove_extra_whitespaces = false;   // tokenizer.ggml.remove_extra_whitespaces
+  bool add_space_prefix = true;           // tokenizer.ggml.add_space_prefix
+  bool remove_extra_whitespaces = false;  // tokenizer.ggml.remove_extra_whitespaces
 };
 
 // Checks sizes, types and ids (tulu::Error naming the source and field).

@@ -25,7 +25,8 @@ using testing_util::write_bytes;
 // Tensor i's bytes: a pattern that differs per tensor and per byte.
 void fill_pattern(size_t index, void* out, uint64_t nbytes) {
   auto* p = static_cast<uint8_t*>(out);
-  for (uint64_t b = 0; b < nbytes; ++b) p[b] = static_cast<uint8_t>((b * 31 + index * 7 + 3) & 0xff);
+  for (uint64_t b = 0; b < nbytes; ++b)
+    p[b] = static_cast<uint8_t>((b * 31 + index * 7 + 3) & 0xff);
 }
 
 std::string write_sample(const ScratchDir& dir) {
@@ -62,7 +63,8 @@ TEST(Gguf, WriterReaderRoundTrip) {
   EXPECT_EQ(g->get_float_array("floats"), (std::vector<float>{1.5f, -2.0f}));
   EXPECT_EQ(g->get_int_array("ints"), (std::vector<int64_t>{3, -4, 5}));
   EXPECT_FALSE(g->opt_int("absent").has_value());
-  expect_error([&] { g->get_int("general.architecture"); }, {path, "general.architecture", "expected an integer"});
+  expect_error([&] { g->get_int("general.architecture"); },
+               {path, "general.architecture", "expected an integer"});
   expect_error([&] { g->get_string("absent"); }, {path, "'absent' is missing"});
 
   ASSERT_EQ(g->tensors().size(), 3u);
@@ -89,7 +91,8 @@ TEST(Gguf, WriterReaderRoundTrip) {
 // llama.cpp's permute: view [H, 2, D/2, cols] → swap axes 1, 2 → [H, D/2, 2, cols]; output
 // row-major index (h, i, j) takes input (h, j, i).
 TEST(Gguf, PermutationMatchesTranspose) {
-  for (const auto& [rows, heads] : std::vector<std::pair<size_t, int>>{{8, 1}, {16, 4}, {64, 2}, {12, 3}}) {
+  for (const auto& [rows, heads] :
+       std::vector<std::pair<size_t, int>>{{8, 1}, {16, 4}, {64, 2}, {12, 3}}) {
     const size_t d = rows / static_cast<size_t>(heads), half = d / 2;
     std::vector<size_t> transposed(rows);
     for (size_t h = 0; h < static_cast<size_t>(heads); ++h) {
@@ -120,7 +123,8 @@ TEST(Gguf, NameMappingCoversEveryParameter) {
     EXPECT_EQ(hf_name_from_gguf(*gguf), spec.name);
   }
   EXPECT_EQ(gguf_name_from_hf("model.layers.11.self_attn.q_proj.weight"), "blk.11.attn_q.weight");
-  EXPECT_EQ(hf_name_from_gguf("blk.3.ffn_norm.weight"), "model.layers.3.post_attention_layernorm.weight");
+  EXPECT_EQ(hf_name_from_gguf("blk.3.ffn_norm.weight"),
+            "model.layers.3.post_attention_layernorm.weight");
   EXPECT_FALSE(hf_name_from_gguf("rope_freqs.weight").has_value());
   EXPECT_FALSE(hf_name_from_gguf("blk.x.attn_q.weight").has_value());
   EXPECT_FALSE(hf_name_from_gguf("blk..attn_q.weight").has_value());
@@ -199,7 +203,8 @@ TEST(Gguf, LoadsAsLlamaModelWithUnpermutedRows) {
   w.write(path, [&](size_t i, void* out) {
     const ParamSpec& s = specs[i];
     const size_t rows = s.shape.size() == 1 ? 1 : static_cast<size_t>(s.shape[0]);
-    const size_t cols = s.shape.size() == 1 ? static_cast<size_t>(s.shape[0]) : static_cast<size_t>(s.shape[1]);
+    const size_t cols =
+        s.shape.size() == 1 ? static_cast<size_t>(s.shape[0]) : static_cast<size_t>(s.shape[1]);
     const int heads = permuted_head_count(s.name, c);
     auto* f = static_cast<float*>(out);
     for (size_t r = 0; r < rows; ++r) {
@@ -212,8 +217,9 @@ TEST(Gguf, LoadsAsLlamaModelWithUnpermutedRows) {
   EXPECT_EQ(model->config().head_dim, 4);
   EXPECT_FALSE(model->config().tie_word_embeddings);  // output.weight present
   EXPECT_EQ(model->config().vocab_size, 6);
-  for (const TensorView* view : {&model->weights().layers[0].q_proj, &model->weights().layers[0].k_proj,
-                                 &model->weights().layers[0].v_proj}) {
+  for (const TensorView* view :
+       {&model->weights().layers[0].q_proj, &model->weights().layers[0].k_proj,
+        &model->weights().layers[0].v_proj}) {
     for (int64_t r = 0; r < view->dim(0); ++r) {
       for (int64_t k = 0; k < view->dim(1); ++k) {
         ASSERT_EQ(view->f32()[r * view->dim(1) + k], static_cast<float>(r * 1000 + k));
