@@ -7,7 +7,9 @@
 #include "command.h"
 #include "core/error.h"
 #include "core/file_io.h"
+#include "llama/gguf_llama.h"
 #include "llama/model.h"
+#include "model_tokenizer.h"
 #include "tokenizer/chat_format.h"
 
 namespace tulu::cli {
@@ -75,15 +77,25 @@ Json build_info(const LlamaModel& model, const std::string& dir) {
   info["kv_cache_bytes_at_max_context"] = kv_bytes;
 
   Json tokenizer = Json::object();
-  for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json"}) {
-    tokenizer[name] = file_exists(join_path(dir, name));
+  const bool gguf = find_gguf_model(dir).has_value();
+  if (gguf) {
+    // A GGUF file carries its vocabulary (tokenizer.ggml.*) and chat template itself.
+    tokenizer["gguf tokenizer.ggml.* vocabulary"] = true;
+  } else {
+    for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json"}) {
+      tokenizer[name] = file_exists(join_path(dir, name));
+    }
   }
   info["tokenizer_files"] = tokenizer;
-  info["chat_format"] = std::string(chat_format_name(chat_format_for_dir(dir)));
+  info["chat_format"] = std::string(chat_format_name(chat_format_for_model(dir)));
   // Whether it came from a recognised chat_template or is the default for Llama models.
   bool detected = false;
+  if (gguf) {
+    const auto tmpl = gguf_chat_template(dir);
+    detected = tmpl.has_value() && detect_chat_format(*tmpl).has_value();
+  }
   const std::string tokenizer_config = join_path(dir, "tokenizer_config.json");
-  if (file_exists(tokenizer_config)) {
+  if (!gguf && file_exists(tokenizer_config)) {
     const Json tc = read_json_file(tokenizer_config);
     if (tc.is_object() && tc.contains("chat_template") && tc["chat_template"].is_string()) {
       detected = detect_chat_format(tc["chat_template"].get<std::string>()).has_value();
@@ -133,7 +145,7 @@ void print_text(const Json& info) {
   }
   std::cout << (any ? "" : "MISSING (no tokenizer.model or tokenizer.json)") << "\n"
             << "chat format:    " << info["chat_format"].get<std::string>()
-            << (info["chat_format_source"] == "chat_template" ? " (recognised from tokenizer_config.json chat_template)"
+            << (info["chat_format_source"] == "chat_template" ? " (recognised from the chat_template)"
                                                               : " (default for Llama models; no known chat_template)")
             << "\n";
 }

@@ -18,7 +18,7 @@ void TensorStore::add_view_or_copy(const std::string& name, DType dtype, std::ve
   view.shape = std::move(shape);
   view.data = data;
   const auto address = reinterpret_cast<uintptr_t>(data);
-  if (address % dtype_size(dtype) != 0) {
+  if (address % dtype_alignment(dtype) != 0) {
     const size_t nbytes = view.nbytes();
     void* copy = allocate(nbytes);
     if (nbytes != 0) std::memcpy(copy, data, nbytes);
