@@ -1,0 +1,38 @@
+// Causal grouped-query attention for training: one whole sequence (no KV cache), forward
+// keeping only the per-row log-sum-exp of the scaled scores, backward recomputing the
+// probabilities from it (so no [heads, T, T] tensor is kept between the passes).
+// Semantics: Hugging Face eager LlamaAttention (repeat_kv: query head h reads kv head
+// h / (heads / kv_heads)), scale 1/sqrt(head_dim), softmax in fp32, causal mask.
+// Per query head h (S, P: [T, T], only the causal lower triangle used):
+//   forward:  S = Q_h K_hᵀ · scale;  lse_r = log Σ_{c≤r} exp(S_rc);  P = exp(S − lse);
+//             O_h = P V_h
+//   backward: dV_h += Pᵀ dO_h;  dP = dO_h V_hᵀ;  D_r = Σ_j dO_h[r,j] · O_h[r,j];
+//             dS = P ∘ (dP − D);  dQ_h = dS K_h · scale;  dK_h += dSᵀ Q_h · scale
+// GEMMs through OpenBLAS; heads split over the pool (each kv head's dK/dV owned by one task,
+// so no two threads write the same gradient rows).
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "kernels/attention.h"
+
+namespace tulu {
+
+// Floats of scratch the two functions below need with `threads` threads (score/probability
+// matrices per thread).
+int64_t attention_train_scratch_floats(int64_t seq_len, const AttentionShape& shape, int threads);
+
+// q [T, q_dim], k/v [T, kv_dim] (rotated q, k), out [T, q_dim], lse [heads, T] (written).
+void attention_train_forward(const float* q, const float* k, const float* v, int64_t seq_len,
+                             const AttentionShape& shape, float* out, float* lse, float* scratch,
+                             ThreadPool& pool);
+
+// Inputs as the forward saw them plus its out and lse; dout [T, q_dim].
+// dq [T, q_dim] overwritten; dk, dv [T, kv_dim] overwritten.
+void attention_train_backward(const float* q, const float* k, const float* v, const float* out,
+                              const float* lse, const float* dout, int64_t seq_len,
+                              const AttentionShape& shape, float* dq, float* dk, float* dv,
+                              float* scratch, ThreadPool& pool);
+
+}  // namespace tulu

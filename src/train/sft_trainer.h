@@ -1,0 +1,50 @@
+// The SFT training loop (`tulu sft`): data → epochs of seeded micro-batches → gradient
+// accumulation → clipping → AdamW with the lr schedule → metrics, progress, evaluation,
+// checkpoints, resume. Defaults are the Tulu 2 SFT recipe (TULU2.md).
+//
+// Loss: each micro-batch's loss is the mean token cross-entropy over its counted targets
+// (Hugging Face's CrossEntropyLoss, mean); an optimizer step's gradient is the mean of its
+// micro-batches' gradients (so the last, shorter step of an epoch is not scaled down).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tulu {
+
+struct SftOptions {
+  std::string model_dir;        // Hugging Face directory (F32/BF16/F16 weights)
+  std::string data_path;        // JSONL (messages | prompt/completion | text)
+  std::string output_dir;
+  std::string eval_data_path;   // optional
+  int64_t epochs = 2;
+  double lr = 2e-5;
+  std::string lr_schedule = "linear";
+  double warmup_ratio = 0.03;
+  int64_t warmup_steps = -1;    // ≥ 0 overrides warmup_ratio
+  int64_t batch_size = 1;       // sequences per micro-batch
+  int64_t grad_accum = 0;       // 0 = effective_batch / batch_size, clamped to the data
+  int64_t effective_batch = 128;
+  int64_t max_seq_length = 8192;
+  double weight_decay = 0.0;
+  double clip = -1.0;           // ≤ 0: off (open-instruct's default)
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+  uint64_t seed = 42;
+  int64_t max_steps = -1;       // > 0 stops after that many optimizer steps (the schedule
+                                // still spans the full run unless schedule_max_steps)
+  int64_t save_every = 0;       // optimizer steps between checkpoints; 0 = only at the end
+  int64_t eval_every = 0;       // optimizer steps between evaluations; 0 = end of each epoch
+  bool resume = false;          // continue from the latest OUT/checkpoint-N
+  std::string resume_from;      // or from this checkpoint directory
+  bool length_buckets = false;
+  bool checkpoint_activations = false;
+  bool skip_bad_rows = false;
+  std::string dump_grads_path;  // write the first step's gradients and stop
+  int threads = 0;              // 0 = all hardware threads
+  bool progress = true;         // progress bar on stderr
+};
+
+// Runs training; throws tulu::Error on bad input. Returns 0.
+int run_sft(const SftOptions& options);
+
+}  // namespace tulu
