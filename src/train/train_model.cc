@@ -1,0 +1,351 @@
+// Training forward/backward of the Llama model, one explicit step per operation (see
+// train_model.h for the math and the memory contract).
+#include "train/train_model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/attention_train.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/elementwise.h"
+#include "kernels/elementwise_backward.h"
+#include "kernels/linear_backward.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rmsnorm_backward.h"
+#include "kernels/rope.h"
+#include "kernels/rope_backward.h"
+
+namespace tulu {
+
+namespace {
+
+// Rows of logits formed at a time by the loss head: bounds the [rows, vocab] buffer
+// (256 × 32000 floats = 32 MB) while keeping the lm_head GEMMs large.
+constexpr int64_t kHeadChunkRows = 256;
+
+// Offsets of one layer's parameters in the flat buffer.
+struct LayerOffsets {
+  size_t input_norm, q, k, v, o, post_norm, gate, up, down;
+};
+
+// Activations of one layer that its backward reads (rows = packed tokens of the batch).
+struct LayerActivations {
+  std::vector<float> normed_in;   // [rows, hidden] input_layernorm output
+  std::vector<float> q, k, v;     // [rows, q_dim], [rows, kv_dim] ×2 (q, k after RoPE)
+  std::vector<float> attended;    // [rows, q_dim] attention output before o_proj
+  std::vector<float> lse;         // [heads, rows]: per sequence, [heads, T] at heads · start
+  std::vector<float> mid;         // [rows, hidden] residual after the attention block
+  std::vector<float> normed_mid;  // [rows, hidden] post_attention_layernorm output
+  std::vector<float> gate, up;    // [rows, intermediate] before SiLU·mul
+
+  void resize(const LlamaConfig& c, size_t rows) {
+    const auto h = static_cast<size_t>(c.hidden_size), qd = static_cast<size_t>(c.q_dim()),
+               kvd = static_cast<size_t>(c.kv_dim()),
+               inter = static_cast<size_t>(c.intermediate_size);
+    normed_in.resize(rows * h);
+    q.resize(rows * qd);
+    k.resize(rows * kvd);
+    v.resize(rows * kvd);
+    attended.resize(rows * qd);
+    lse.resize(rows * static_cast<size_t>(c.num_attention_heads));
+    mid.resize(rows * h);
+    normed_mid.resize(rows * h);
+    gate.resize(rows * inter);
+    up.resize(rows * inter);
+  }
+};
+
+float* at(std::vector<float>& v, size_t offset) { return v.data() + offset; }
+
+}  // namespace
+
+int64_t count_target_tokens(const TrainSequence& sequence) {
+  int64_t n = 0;
+  for (size_t t = 1; t < sequence.labels.size(); ++t) n += sequence.labels[t] != kIgnoreIndex;
+  return n;
+}
+
+struct TrainModel::Impl {
+  const LlamaConfig& config;
+  ThreadPool& pool;
+  bool checkpoint_activations;
+  AttentionShape shape;
+  float eps;
+  size_t embed_offset, norm_offset, lm_head_offset;
+  std::vector<LayerOffsets> layer_offsets;
+  RopeTable rope;
+
+  // The batch being processed: packed ids, per-row targets, sequence boundaries.
+  std::vector<int> ids;
+  std::vector<int> targets;
+  std::vector<int64_t> starts;  // first row of each sequence, plus the total at the end
+  int64_t rows = 0;
+
+  std::vector<float> residuals;           // [(layers + 1), rows, hidden] layer inputs + final
+  std::vector<LayerActivations> slots;    // one per layer, or one with checkpointing
+  std::vector<float> final_normed;        // [rows, hidden]
+  std::vector<float> logits;              // [kHeadChunkRows, vocab]
+  std::vector<float> scratch_hidden;      // [rows, hidden]
+  std::vector<float> scratch_inter;       // [rows, intermediate]
+  std::vector<float> attention_scratch;
+  // Backward buffers.
+  std::vector<float> d_residual, d_normed;  // [rows, hidden]
+  std::vector<float> d_attended, d_q;       // [rows, q_dim]
+  std::vector<float> d_k, d_v;              // [rows, kv_dim]
+  std::vector<float> d_gate, d_up;          // [rows, intermediate]
+
+  Impl(const LlamaConfig& c, const ParamLayout& layout, ThreadPool& p, bool checkpoint)
+      : config(c),
+        pool(p),
+        checkpoint_activations(checkpoint),
+        shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim},
+        eps(static_cast<float>(c.rms_norm_eps)) {
+    embed_offset = layout.at("model.embed_tokens.weight").offset;
+    norm_offset = layout.at("model.norm.weight").offset;
+    lm_head_offset =
+        c.tie_word_embeddings ? embed_offset : layout.at("lm_head.weight").offset;
+    for (int l = 0; l < c.num_hidden_layers; ++l) {
+      const std::string p = str_cat("model.layers.", l, ".");
+      auto offset = [&](const char* name) { return layout.at(p + name).offset; };
+      layer_offsets.push_back({offset("input_layernorm.weight"), offset("self_attn.q_proj.weight"),
+                               offset("self_attn.k_proj.weight"), offset("self_attn.v_proj.weight"),
+                               offset("self_attn.o_proj.weight"),
+                               offset("post_attention_layernorm.weight"),
+                               offset("mlp.gate_proj.weight"), offset("mlp.up_proj.weight"),
+                               offset("mlp.down_proj.weight")});
+    }
+  }
+
+  // Validates and packs the batch; sizes every buffer for it.
+  void prepare(std::span<const TrainSequence> batch, bool training) {
+    TULU_CHECK(!batch.empty(), "training batch is empty");
+    ids.clear();
+    targets.clear();
+    starts.clear();
+    int64_t longest = 0;
+    for (size_t s = 0; s < batch.size(); ++s) {
+      const TrainSequence& seq = batch[s];
+      TULU_CHECK(!seq.input_ids.empty(), "training sequence ", s, " is empty");
+      TULU_CHECK(seq.labels.size() == seq.input_ids.size(), "training sequence ", s, " has ",
+                 seq.input_ids.size(), " input ids but ", seq.labels.size(), " labels");
+      starts.push_back(static_cast<int64_t>(ids.size()));
+      const auto length = static_cast<int64_t>(seq.input_ids.size());
+      longest = std::max(longest, length);
+      for (size_t t = 0; t < seq.input_ids.size(); ++t) {
+        const int id = seq.input_ids[t];
+        const int label = seq.labels[t];
+        TULU_CHECK(id >= 0 && id < config.vocab_size, "training sequence ", s, " position ", t,
+                   ": token id ", id, " is outside the vocabulary [0, ", config.vocab_size, ")");
+        TULU_CHECK(label == kIgnoreIndex || (label >= 0 && label < config.vocab_size),
+                   "training sequence ", s, " position ", t, ": label ", label,
+                   " is neither -100 nor a token id in [0, ", config.vocab_size, ")");
+        ids.push_back(id);
+        // Row t predicts the next token: the label of position t + 1.
+        targets.push_back(t + 1 < seq.labels.size() ? seq.labels[t + 1] : kIgnoreIndex);
+      }
+    }
+    rows = static_cast<int64_t>(ids.size());
+    starts.push_back(rows);
+    if (rope.positions < longest) {
+      const double factor =
+          config.rope_scaling.kind == RopeScaling::Kind::Linear ? config.rope_scaling.factor : 1.0;
+      rope = make_rope_table(config.head_dim, config.rope_theta, factor,
+                             static_cast<int>(std::max<int64_t>(longest, 64)));
+    }
+    const auto n = static_cast<size_t>(rows);
+    const auto h = static_cast<size_t>(config.hidden_size);
+    const auto layers = static_cast<size_t>(config.num_hidden_layers);
+    const size_t slot_count = training && !checkpoint_activations ? layers : 1;
+    residuals.resize((layers + 1) * n * h);
+    slots.resize(slot_count);
+    for (LayerActivations& slot : slots) slot.resize(config, n);
+    final_normed.resize(n * h);
+    logits.resize(static_cast<size_t>(std::min(kHeadChunkRows, rows)) *
+                  static_cast<size_t>(config.vocab_size));
+    scratch_hidden.resize(n * h);
+    scratch_inter.resize(n * static_cast<size_t>(config.intermediate_size));
+    attention_scratch.resize(static_cast<size_t>(
+        attention_train_scratch_floats(longest, shape, pool.num_threads())));
+    if (training) {
+      d_residual.resize(n * h);
+      d_normed.resize(n * h);
+      d_attended.resize(n * static_cast<size_t>(config.q_dim()));
+      d_q.resize(d_attended.size());
+      d_k.resize(n * static_cast<size_t>(config.kv_dim()));
+      d_v.resize(d_k.size());
+      d_gate.resize(scratch_inter.size());
+      d_up.resize(scratch_inter.size());
+    }
+  }
+
+  float* residual(int layer) {
+    return residuals.data() + static_cast<size_t>(layer) * static_cast<size_t>(rows) *
+                                  static_cast<size_t>(config.hidden_size);
+  }
+  LayerActivations& slot_for(int layer) {
+    return slots.size() == 1 ? slots[0] : slots[static_cast<size_t>(layer)];
+  }
+
+  // Layer `l`: residual(l) → residual(l + 1), filling the layer's activations.
+  void forward_layer(int l, const float* params) {
+    const LayerOffsets& o = layer_offsets[static_cast<size_t>(l)];
+    LayerActivations& a = slot_for(l);
+    const int64_t h = config.hidden_size, qd = config.q_dim(), kvd = config.kv_dim(),
+                  inter = config.intermediate_size;
+    const float* x = residual(l);
+    rmsnorm(x, params + o.input_norm, a.normed_in.data(), rows, h, eps);
+    linear_forward(a.normed_in.data(), rows, params + o.q, qd, h, a.q.data(), pool);
+    linear_forward(a.normed_in.data(), rows, params + o.k, kvd, h, a.k.data(), pool);
+    linear_forward(a.normed_in.data(), rows, params + o.v, kvd, h, a.v.data(), pool);
+    for (size_t s = 0; s + 1 < starts.size(); ++s) {
+      const int64_t first = starts[s], length = starts[s + 1] - starts[s];
+      float* q = a.q.data() + first * qd;
+      float* k = a.k.data() + first * kvd;
+      rope_apply(q, length, qd, shape.heads, 0, rope);
+      rope_apply(k, length, kvd, shape.kv_heads, 0, rope);
+      attention_train_forward(q, k, a.v.data() + first * kvd, length, shape,
+                              a.attended.data() + first * qd, a.lse.data() + first * shape.heads,
+                              attention_scratch.data(), pool);
+    }
+    linear_forward(a.attended.data(), rows, params + o.o, h, qd, scratch_hidden.data(), pool);
+    const auto n = static_cast<size_t>(rows * h);
+    std::memcpy(a.mid.data(), x, n * sizeof(float));
+    add_inplace(a.mid.data(), scratch_hidden.data(), n);
+    rmsnorm(a.mid.data(), params + o.post_norm, a.normed_mid.data(), rows, h, eps);
+    linear_forward(a.normed_mid.data(), rows, params + o.gate, inter, h, a.gate.data(), pool);
+    linear_forward(a.normed_mid.data(), rows, params + o.up, inter, h, a.up.data(), pool);
+    silu_mul_to(a.gate.data(), a.up.data(), scratch_inter.data(),
+                static_cast<size_t>(rows * inter));
+    float* out = residual(l + 1);
+    linear_forward(scratch_inter.data(), rows, params + o.down, h, inter, out, pool);
+    add_inplace(out, a.mid.data(), n);
+  }
+
+  // Backward of layer l: d_residual holds ∂L/∂residual(l + 1) on entry and ∂L/∂residual(l)
+  // on exit. The layer's activations must be those of its forward (recomputed when
+  // checkpointing).
+  void backward_layer(int l, const float* params, float* grads) {
+    const LayerOffsets& o = layer_offsets[static_cast<size_t>(l)];
+    LayerActivations& a = slot_for(l);
+    const int64_t h = config.hidden_size, qd = config.q_dim(), kvd = config.kv_dim(),
+                  inter = config.intermediate_size;
+    float* dx = d_residual.data();
+    // MLP: out = mid + down(silu(gate) · up).
+    silu_mul_to(a.gate.data(), a.up.data(), scratch_inter.data(),
+                static_cast<size_t>(rows * inter));
+    linear_backward_weight(dx, scratch_inter.data(), rows, h, inter, grads + o.down, pool);
+    linear_backward_input(dx, rows, params + o.down, h, inter, scratch_inter.data(), false, pool);
+    silu_mul_backward(a.gate.data(), a.up.data(), scratch_inter.data(), d_gate.data(), d_up.data(),
+                      static_cast<size_t>(rows * inter));
+    linear_backward_weight(d_gate.data(), a.normed_mid.data(), rows, inter, h, grads + o.gate, pool);
+    linear_backward_weight(d_up.data(), a.normed_mid.data(), rows, inter, h, grads + o.up, pool);
+    linear_backward_input(d_gate.data(), rows, params + o.gate, inter, h, d_normed.data(), false,
+                          pool);
+    linear_backward_input(d_up.data(), rows, params + o.up, inter, h, d_normed.data(), true, pool);
+    rmsnorm_backward(a.mid.data(), params + o.post_norm, d_normed.data(), rows, h, eps, dx,
+                     grads + o.post_norm, pool);
+    // Attention: mid = x + o_proj(attention(rope(q), rope(k), v)).
+    linear_backward_weight(dx, a.attended.data(), rows, h, qd, grads + o.o, pool);
+    linear_backward_input(dx, rows, params + o.o, h, qd, d_attended.data(), false, pool);
+    for (size_t s = 0; s + 1 < starts.size(); ++s) {
+      const int64_t first = starts[s], length = starts[s + 1] - starts[s];
+      float* dq = d_q.data() + first * qd;
+      float* dk = d_k.data() + first * kvd;
+      attention_train_backward(a.q.data() + first * qd, a.k.data() + first * kvd,
+                               a.v.data() + first * kvd, a.attended.data() + first * qd,
+                               a.lse.data() + first * shape.heads, d_attended.data() + first * qd,
+                               length, shape, dq, dk, d_v.data() + first * kvd,
+                               attention_scratch.data(), pool);
+      rope_apply_inverse(dq, length, qd, shape.heads, 0, rope);
+      rope_apply_inverse(dk, length, kvd, shape.kv_heads, 0, rope);
+    }
+    linear_backward_weight(d_q.data(), a.normed_in.data(), rows, qd, h, grads + o.q, pool);
+    linear_backward_weight(d_k.data(), a.normed_in.data(), rows, kvd, h, grads + o.k, pool);
+    linear_backward_weight(d_v.data(), a.normed_in.data(), rows, kvd, h, grads + o.v, pool);
+    linear_backward_input(d_q.data(), rows, params + o.q, qd, h, d_normed.data(), false, pool);
+    linear_backward_input(d_k.data(), rows, params + o.k, kvd, h, d_normed.data(), true, pool);
+    linear_backward_input(d_v.data(), rows, params + o.v, kvd, h, d_normed.data(), true, pool);
+    rmsnorm_backward(residual(l), params + o.input_norm, d_normed.data(), rows, h, eps, dx,
+                     grads + o.input_norm, pool);
+  }
+
+  // Embedding and every layer; the final residual lands in residual(layers).
+  void forward_body(const float* params) {
+    embedding_lookup_f32(params);
+    for (int l = 0; l < config.num_hidden_layers; ++l) forward_layer(l, params);
+    rmsnorm(residual(config.num_hidden_layers), params + norm_offset, final_normed.data(), rows,
+            config.hidden_size, eps);
+  }
+
+  void embedding_lookup_f32(const float* params) {
+    const auto h = static_cast<size_t>(config.hidden_size);
+    float* x = residual(0);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::memcpy(x + static_cast<size_t>(r) * h,
+                  params + embed_offset + static_cast<size_t>(ids[static_cast<size_t>(r)]) * h,
+                  h * sizeof(float));
+    }
+  }
+
+  // lm_head and the loss over the final normalised rows, in chunks of kHeadChunkRows. With
+  // grads: the head's weight gradient is accumulated and ∂L/∂final_normed written to
+  // d_normed.
+  LossStats head(const float* params, float* grads, float loss_scale) {
+    const int64_t h = config.hidden_size, vocab = config.vocab_size;
+    LossStats stats;
+    for (int64_t first = 0; first < rows; first += kHeadChunkRows) {
+      const int64_t n = std::min(kHeadChunkRows, rows - first);
+      const float* xn = final_normed.data() + first * h;
+      linear_forward(xn, n, params + lm_head_offset, vocab, h, logits.data(), pool);
+      const CrossEntropyStats ce = cross_entropy(logits.data(), targets.data() + first, n, vocab,
+                                                 loss_scale, grads != nullptr, pool);
+      stats.loss_sum += ce.loss_sum;
+      stats.tokens += ce.tokens;
+      stats.correct += ce.correct;
+      if (grads != nullptr) {
+        linear_backward_weight(logits.data(), xn, n, vocab, h, grads + lm_head_offset, pool);
+        linear_backward_input(logits.data(), n, params + lm_head_offset, vocab, h,
+                              d_normed.data() + first * h, false, pool);
+      }
+    }
+    return stats;
+  }
+};
+
+TrainModel::TrainModel(const LlamaConfig& config, const ParamLayout& layout, ThreadPool& pool,
+                       bool checkpoint_activations)
+    : impl_(std::make_unique<Impl>(config, layout, pool, checkpoint_activations)) {}
+
+TrainModel::~TrainModel() = default;
+
+LossStats TrainModel::forward_backward(std::span<const TrainSequence> batch, const float* params,
+                                       float* grads, float loss_scale) {
+  Impl& m = *impl_;
+  m.prepare(batch, /*training=*/true);
+  m.forward_body(params);
+  const LossStats stats = m.head(params, grads, loss_scale);
+  const int layers = m.config.num_hidden_layers;
+  const int64_t h = m.config.hidden_size;
+  std::fill(m.d_residual.begin(), m.d_residual.end(), 0.0f);
+  rmsnorm_backward(m.residual(layers), params + m.norm_offset, m.d_normed.data(), m.rows, h,
+                   m.eps, m.d_residual.data(), grads + m.norm_offset, m.pool);
+  for (int l = layers - 1; l >= 0; --l) {
+    // Checkpointing: the one activation slot holds the last layer the forward computed;
+    // every other layer is recomputed from its saved input (residual(l + 1) is rewritten
+    // with the same values, bit for bit).
+    if (m.checkpoint_activations && l != layers - 1) m.forward_layer(l, params);
+    m.backward_layer(l, params, grads);
+  }
+  embedding_backward(m.ids, m.d_residual.data(), h, grads + m.embed_offset);
+  return stats;
+}
+
+LossStats TrainModel::evaluate(std::span<const TrainSequence> batch, const float* params) {
+  Impl& m = *impl_;
+  m.prepare(batch, /*training=*/false);
+  m.forward_body(params);
+  return m.head(params, nullptr, 1.0f);
+}
+
+}  // namespace tulu
