@@ -1,7 +1,9 @@
 // Token cross-entropy on logits (PyTorch's CrossEntropyLoss with ignore_index = -100), fused
 // with its gradient so that the [rows, vocab] logits buffer is reused for dlogits.
-//   loss_r = logsumexp(logits_r) − logits_r[target_r]      (in fp32 with max subtraction,
-//                                                           the sum accumulated in double)
+//   loss_r = logsumexp(logits_r) − logits_r[target_r]      (exp in fp32 after max
+//                                                           subtraction; the fast path sums
+//                                                           fp32 lanes over blocks of 256
+//                                                           elements, the blocks in double)
 //   dlogits_r = scale · (softmax(logits_r) − onehot(target_r)) for a kept row, 0 for ignored.
 // The caller chooses scale (e.g. 1 / (kept tokens · micro-batches) for a mean loss).
 #pragma once
