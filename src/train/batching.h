@@ -2,8 +2,10 @@
 // Fisher–Yates) of example indices per epoch, cut into micro-batches of batch_size (the last
 // may be smaller), optionally grouped by length: with length buckets, the shuffled order is
 // cut into windows of 64 · batch_size examples, each window sorted by length (stable) before
-// cutting, and the micro-batches shuffled again — so batches hold similar lengths (less
-// padding waste) while the order stays random.
+// cutting, and the micro-batches shuffled again (a smaller last batch stays last) — so
+// batches hold similar lengths (less padding waste) while the order stays random.
+// Each epoch draws from its own SplitMix64 stream, seeded from (seed, epoch); with
+// shuffle = false the order is the data's (length buckets then only sort within windows).
 #pragma once
 
 #include <cstdint>

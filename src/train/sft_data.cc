@@ -1,0 +1,294 @@
+// SFT rows → (input_ids, labels), transcribed from open-instruct's finetune.py (late 2023,
+// the Tulu 2 release): encode_with_messages_format, encode_with_prompt_completion_format,
+// and the filter that drops rows without a target. See sft_data.h for the contract.
+#include "train/sft_data.h"
+
+#include <algorithm>
+#include <fstream>
+#include <optional>
+#include <string_view>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "tokenizer/utf8.h"
+
+namespace tulu {
+
+namespace {
+
+constexpr int kIgnoreIndex = -100;
+constexpr std::string_view kAssistantTag = "<|assistant|>\n";
+
+// Appends the parts in order (no operator+ chains: GCC 12 warns about them spuriously).
+template <typename... Parts>
+void append(std::string& text, const Parts&... parts) {
+  (text.append(std::string_view(parts)), ...);
+}
+
+enum class Role { System, User, Assistant };
+
+struct Message {
+  Role role;
+  std::string_view content;  // points into the row's Json
+};
+
+// A field that is absent or null counts as absent (as core/json.h's optional accessors).
+const Json* find_field(const Json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+[[noreturn]] void field_error(const std::string& where, std::string_view field,
+                              std::string_view expected, const Json& got) {
+  fail(where, ": field ", field, ": expected ", expected, ", got ", json_preview(got));
+}
+
+std::string_view string_field(const Json& value, const std::string& where,
+                              std::string_view field) {
+  if (!value.is_string()) field_error(where, field, "a string", value);
+  return value.get_ref<const std::string&>();
+}
+
+std::vector<Message> parse_messages(const Json& messages, const std::string& where) {
+  if (!messages.is_array()) field_error(where, "messages", "an array of messages", messages);
+  TULU_CHECK(!messages.empty(), where, ": field messages: expected at least one message, got []");
+  std::vector<Message> parsed;
+  parsed.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Json& message = messages[i];
+    const std::string name = str_cat("messages[", i, "]");
+    if (!message.is_object()) {
+      field_error(where, name, "an object {\"role\", \"content\"}", message);
+    }
+    const Json* role = find_field(message, "role");
+    const Json* content = find_field(message, "content");
+    TULU_CHECK(role != nullptr, where, ": field ", name, ".role: missing");
+    TULU_CHECK(content != nullptr, where, ": field ", name, ".content: missing");
+    const std::string_view role_name = string_field(*role, where, name + ".role");
+    Message m{Role::User, string_field(*content, where, name + ".content")};
+    if (role_name == "system") {
+      m.role = Role::System;
+    } else if (role_name == "user") {
+      m.role = Role::User;
+    } else if (role_name == "assistant") {
+      m.role = Role::Assistant;
+    } else {
+      field_error(where, name + ".role", "\"system\", \"user\" or \"assistant\"", *role);
+    }
+    parsed.push_back(m);
+  }
+  return parsed;
+}
+
+// open-instruct's tokenizer(text, max_length=N, truncation=True): BOS + text, first N ids.
+std::vector<int> encode_truncated(const Tokenizer& tokenizer, std::string_view text,
+                                  int64_t max_seq_length, bool* truncated) {
+  std::vector<int> ids = tokenizer.encode(text, /*add_bos=*/true);
+  const bool cut = static_cast<int64_t>(ids.size()) > max_seq_length;
+  if (cut) ids.resize(static_cast<size_t>(max_seq_length));
+  if (truncated != nullptr) *truncated = cut;
+  return ids;
+}
+
+// Length of open-instruct's truncated tokenization of `text` (its input_ids.shape[1]).
+int64_t truncated_length(const Tokenizer& tokenizer, std::string_view text,
+                         int64_t max_seq_length) {
+  const auto length = static_cast<int64_t>(tokenizer.encode(text, /*add_bos=*/true).size());
+  return std::min(length, max_seq_length);
+}
+
+void mask(std::vector<int>& labels, int64_t begin, int64_t end) {
+  end = std::min(end, static_cast<int64_t>(labels.size()));
+  for (int64_t k = begin; k < end; ++k) labels[static_cast<size_t>(k)] = kIgnoreIndex;
+}
+
+// encode_with_messages_format. `text` is _concat_messages over all messages; prefix_end[k]
+// is the byte length of _concat_messages(messages[:k]), so every prefix open-instruct
+// tokenizes is a prefix of `text` (the "<|assistant|>\n" added before an assistant turn
+// is the start of that turn's own rendering).
+void encode_messages(const std::vector<Message>& messages, const Tokenizer& tokenizer,
+                     int64_t max_seq_length, SftExample& out, bool* truncated) {
+  const std::string eos = tokenizer.id_to_piece(tokenizer.eos_id());
+  std::string text;
+  std::vector<size_t> prefix_end{0};
+  for (const Message& m : messages) {
+    // Every role's content is .strip()'ed in finetune.py's _concat_messages (unlike the
+    // inference template, which strips only the assistant's).
+    const std::string_view content = utf8::python_strip(m.content);
+    switch (m.role) {
+      case Role::System: append(text, "<|system|>\n", content, "\n"); break;
+      case Role::User: append(text, "<|user|>\n", content, "\n"); break;
+      case Role::Assistant: append(text, kAssistantTag, content, eos, "\n"); break;
+    }
+    prefix_end.push_back(text.size());
+  }
+  out.input_ids = encode_truncated(tokenizer, utf8::python_strip(text), max_seq_length, truncated);
+  out.labels = out.input_ids;
+
+  // The masked spans' ends are lengths of prefix tokenizations; a span's start is the
+  // previous prefix's length, which is often the end just computed: remember one.
+  std::optional<std::pair<size_t, int64_t>> last;  // (prefix bytes, truncated length)
+  const auto prefix_length = [&](size_t bytes) {
+    if (!last || last->first != bytes) {
+      last.emplace(bytes, truncated_length(tokenizer, std::string_view(text).substr(0, bytes),
+                                           max_seq_length));
+    }
+    return last->second;
+  };
+  const size_t n = messages.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (messages[i].role == Role::Assistant) continue;
+    const int64_t start = i == 0 ? 0 : prefix_length(prefix_end[i]);
+    size_t end_bytes = prefix_end[i + 1];
+    // The next assistant turn's "<|assistant|>\n" is masked with this message.
+    if (i + 1 < n && messages[i + 1].role == Role::Assistant) end_bytes += kAssistantTag.size();
+    const int64_t end = prefix_length(end_bytes);
+    mask(out.labels, start, end);
+    if (end >= max_seq_length) break;
+  }
+}
+
+// encode_with_prompt_completion_format.
+void encode_prompt_completion(std::string_view prompt, std::string_view completion,
+                              const Tokenizer& tokenizer, int64_t max_seq_length,
+                              SftExample& out, bool* truncated) {
+  const auto is_joint_space = [](char c) { return c == ' ' || c == '\n' || c == '\t'; };
+  const bool spaced = (!prompt.empty() && is_joint_space(prompt.back())) ||
+                      (!completion.empty() && is_joint_space(completion.front()));
+  std::string text;
+  append(text, prompt, spaced ? "" : " ", completion,
+         tokenizer.id_to_piece(tokenizer.eos_id()));
+  out.input_ids = encode_truncated(tokenizer, text, max_seq_length, truncated);
+  out.labels = out.input_ids;
+  mask(out.labels, 0, truncated_length(tokenizer, prompt, max_seq_length));
+}
+
+// Pre-training text: BOS + text + EOS, every token a target.
+void encode_text(std::string_view text, const Tokenizer& tokenizer, int64_t max_seq_length,
+                 SftExample& out, bool* truncated) {
+  out.input_ids = tokenizer.encode(text, /*add_bos=*/true);
+  out.input_ids.push_back(tokenizer.eos_id());
+  const bool cut = static_cast<int64_t>(out.input_ids.size()) > max_seq_length;
+  if (cut) out.input_ids.resize(static_cast<size_t>(max_seq_length));
+  if (truncated != nullptr) *truncated = cut;
+  out.labels = out.input_ids;
+}
+
+bool is_blank(std::string_view line) {
+  return line.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+// One line's outcome, computed on a worker thread.
+struct LineResult {
+  int64_t line = 0;
+  SftExample example;
+  bool kept = false;
+  bool truncated = false;
+  std::string error;  // non-empty: the row is bad
+};
+
+void encode_line(const std::string& text, const std::string& where, const Tokenizer& tokenizer,
+                 int64_t max_seq_length, LineResult& result) {
+  try {
+    const size_t bad = utf8::first_invalid_offset(text);
+    TULU_CHECK(bad == text.size(), where, ": invalid UTF-8 at byte ", bad + 1);
+    const Json row = parse_json(text, where);
+    result.example.line = result.line;
+    result.kept = encode_sft_row(row, tokenizer, max_seq_length, where, result.example,
+                                 &result.truncated);
+  } catch (const Error& e) {
+    result.error = e.what();
+  }
+}
+
+}  // namespace
+
+bool encode_sft_row(const Json& row, const Tokenizer& tokenizer, int64_t max_seq_length,
+                    const std::string& where, SftExample& out, bool* truncated) {
+  TULU_CHECK(max_seq_length >= 1, "max_seq_length must be at least 1, got ", max_seq_length);
+  TULU_CHECK(row.is_object(), where, ": expected a JSON object, got ", json_preview(row));
+  if (const Json* messages = find_field(row, "messages")) {
+    encode_messages(parse_messages(*messages, where), tokenizer, max_seq_length, out, truncated);
+  } else if (find_field(row, "prompt") != nullptr || find_field(row, "completion") != nullptr) {
+    const Json* prompt = find_field(row, "prompt");
+    const Json* completion = find_field(row, "completion");
+    TULU_CHECK(prompt != nullptr, where, ": field prompt: missing (a row with a completion needs "
+               "a prompt)");
+    TULU_CHECK(completion != nullptr, where, ": field completion: missing (a row with a prompt "
+               "needs a completion)");
+    encode_prompt_completion(string_field(*prompt, where, "prompt"),
+                             string_field(*completion, where, "completion"), tokenizer,
+                             max_seq_length, out, truncated);
+  } else if (const Json* text = find_field(row, "text")) {
+    encode_text(string_field(*text, where, "text"), tokenizer, max_seq_length, out, truncated);
+  } else {
+    fail(where, ": the row has none of the fields messages, prompt/completion, text");
+  }
+  return std::any_of(out.labels.begin(), out.labels.end(),
+                     [](int label) { return label != kIgnoreIndex; });
+}
+
+SftDataset load_sft_jsonl(const std::string& path, const Tokenizer& tokenizer,
+                          const SftDataOptions& options) {
+  TULU_CHECK(options.max_seq_length >= 1, "max_seq_length must be at least 1, got ",
+             options.max_seq_length);
+  std::ifstream in(path, std::ios::binary);
+  TULU_CHECK(in.is_open(), path, ": cannot open the data file");
+  ThreadPool pool(options.threads > 0 ? options.threads : default_thread_count());
+
+  SftDataset dataset;
+  // Lines are read in chunks and encoded in parallel; results are taken in line order, so
+  // the outcome (and the first error) does not depend on the thread count.
+  constexpr size_t kChunk = 2048;
+  std::vector<std::string> texts;
+  std::vector<LineResult> results;
+  int64_t line_number = 0;
+  bool at_end = false;
+  while (!at_end) {
+    texts.clear();
+    results.clear();
+    std::string line;
+    while (texts.size() < kChunk) {
+      if (!std::getline(in, line)) {
+        at_end = true;
+        break;
+      }
+      ++line_number;
+      if (is_blank(line)) continue;
+      texts.push_back(std::move(line));
+      results.emplace_back().line = line_number;
+    }
+    TULU_CHECK(!in.bad(), path, ": read error after line ", line_number);
+    pool.parallel_for(texts.size(), 16, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) {
+        encode_line(texts[i], str_cat(path, ":", results[i].line), tokenizer,
+                    options.max_seq_length, results[i]);
+      }
+    });
+    for (LineResult& result : results) {
+      ++dataset.rows_read;
+      if (!result.error.empty()) {
+        if (!options.skip_bad_rows) throw Error(result.error);
+        if (dataset.bad_rows++ == 0) dataset.first_bad_row = result.error;
+        continue;
+      }
+      dataset.truncated += result.truncated ? 1 : 0;
+      if (!result.kept) {
+        ++dataset.dropped_no_labels;
+        continue;
+      }
+      dataset.examples.push_back(std::move(result.example));
+    }
+  }
+
+  TULU_CHECK(dataset.rows_read > 0, path, ": no rows (the file is empty)");
+  TULU_CHECK(!dataset.examples.empty(), path, ": no usable row: ", dataset.rows_read,
+             " read, ", dataset.dropped_no_labels,
+             " without a target token after truncation at max_seq_length ",
+             options.max_seq_length, ", ", dataset.bad_rows, " bad",
+             dataset.bad_rows > 0 ? str_cat(" (first: ", dataset.first_bad_row, ")") : "");
+  return dataset;
+}
+
+}  // namespace tulu
