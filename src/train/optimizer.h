@@ -4,6 +4,9 @@
 //   p ← p · (1 − lr · wd)            (decoupled decay; wd = 0 for entries without decay)
 //   m ← β1 m + (1 − β1) g ;  v ← β2 v + (1 − β2) g²
 //   p ← p − (lr / (1 − β1ᵗ)) · m / (sqrt(v) / sqrt(1 − β2ᵗ) + eps)
+// with torch's fp32 roundings and operation order (see optimizer.cc). Element-wise, threaded
+// over the pool in chunks: results do not depend on the thread count. The constructor
+// checks the options as torch does (betas in [0, 1), eps ≥ 0, weight_decay ≥ 0).
 #pragma once
 
 #include <cstdint>
@@ -42,10 +45,15 @@ class AdamW {
   int64_t step_ = 0;
 };
 
-// Global L2 norm of the gradient (accumulated in double, as a sum of per-parameter squared
-// norms). When max_norm > 0 and the norm exceeds it, scales grads by
-// max_norm / (norm + 1e-6) (torch's clip coefficient, applied only when it is < 1).
-// Returns the norm before clipping. max_norm ≤ 0 = no clipping (norm still returned).
+// Global L2 norm of the gradient: the square root of the sum of squares, accumulated in
+// double over fixed blocks (so the result does not depend on the thread count); equal to
+// torch's norm of per-parameter norms up to its fp32 rounding. When max_norm > 0, scales
+// grads by coef = float(max_norm) / (float(norm) + 1e-6f) where coef < 1 (torch's clip
+// coefficient, clamped to 1). Returns the norm before clipping. max_norm ≤ 0 = no clipping
+// (norm still returned). A non-finite norm (inf/NaN gradients) is returned and the grads are
+// left as they are: the caller must treat it as an error or skip the step.
+double clip_grad_norm(float* grads, size_t n, double max_norm, ThreadPool& pool);
+// The same on the calling thread.
 double clip_grad_norm(float* grads, size_t n, double max_norm);
 
 }  // namespace tulu

@@ -7,12 +7,23 @@
 // dtype (fp32 master weights rounded to nearest even for BF16/F16). Loads in `tulu` and in
 // transformers unchanged.
 //
+// A model directory also gets: generation_config.json / tokenizer files only when present in
+// source_model_dir (skipped when it is empty, not a directory, or dir itself); a stale
+// model.safetensors.index.json (and the shards it names) from an earlier save is removed,
+// since loaders prefer it over model.safetensors. config.json's torch_dtype is the stored
+// dtype of the first parameter (the embedding), as transformers records it.
+//
 // A training checkpoint OUT/checkpoint-<step>/ adds what --resume needs:
 //   training_state.safetensors  fp32 "master.<name>", "exp_avg.<name>", "exp_avg_sq.<name>"
-//   trainer_state.json          step, epoch, position in the epoch, optimizer step, options
-//                               fingerprint (see TrainerState)
-// It is built in a temporary sibling directory (files fsync'ed) and renamed into place, so a
-// crash leaves either the complete checkpoint or none.
+//                               (all masters, then all first moments, then second moments)
+//   trainer_state.json          {"format_version": 1, "global_step", "epoch",
+//                               "micro_batch_in_epoch", "optimizer_step" (AdamW::step()),
+//                               "adamw": {beta1, beta2, eps, weight_decay} (informational),
+//                               "run", "extra"}
+// It is built in OUT/.checkpoint-<step>.tmp-<pid> (files fsync'ed, then the directory),
+// renamed to OUT/checkpoint-<step> (an existing one is removed first) and OUT fsync'ed, so a
+// crash leaves either the complete checkpoint or none (plus, at worst, a leftover .tmp
+// directory, which find_latest_checkpoint ignores).
 #pragma once
 
 #include <cstdint>
@@ -46,11 +57,15 @@ std::string save_training_checkpoint(const std::string& out_dir, const LlamaConf
                                      const std::string& source_model_dir);
 
 // Restores params, the optimizer (moments, step) and state from a checkpoint directory.
-// Errors name the file and tensor (missing, wrong shape, wrong dtype).
+// Errors name the file and tensor (missing, wrong shape, wrong dtype, unexpected tensor) or
+// the trainer_state.json field. If state.run is a non-empty object on entry, it must equal
+// the checkpoint's run key by key (a mismatch names the key and both values). Nothing is
+// written to params / optimizer / state unless the whole checkpoint is valid.
 void load_training_checkpoint(const std::string& checkpoint_dir, const ParamLayout& layout,
                               float* params, AdamW& optimizer, TrainerState& state);
 
-// The checkpoint-<N> directory with the largest N in out_dir; empty when there is none.
+// The checkpoint-<N> directory (N decimal digits) with the largest N in out_dir; empty when
+// there is none or out_dir does not exist. Other names (.checkpoint-N.tmp-PID) are ignored.
 std::string find_latest_checkpoint(const std::string& out_dir);
 
 }  // namespace tulu
