@@ -30,9 +30,12 @@ struct SftOptions {
   double clip = -1.0;           // ≤ 0: off (open-instruct's default)
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
   uint64_t seed = 42;
-  int64_t max_steps = -1;       // > 0 stops after that many optimizer steps (the schedule
-                                // still spans the full run unless schedule_max_steps)
-  int64_t save_every = 0;       // optimizer steps between checkpoints; 0 = only at the end
+  int64_t max_steps = -1;       // > 0: train exactly this many optimizer steps (as Hugging
+                                // Face's max_steps: it replaces epochs — the data is cycled
+                                // epoch after epoch — and the schedule spans these steps)
+  int64_t save_every = 0;       // optimizer steps between checkpoints; 0 = none (the final
+                                // model is always written)
+  int64_t save_total_limit = 0; // > 0: keep only the newest N checkpoint-<step> directories
   int64_t eval_every = 0;       // optimizer steps between evaluations; 0 = end of each epoch
   bool resume = false;          // continue from the latest OUT/checkpoint-N
   std::string resume_from;      // or from this checkpoint directory
@@ -43,6 +46,10 @@ struct SftOptions {
   int threads = 0;              // 0 = all hardware threads
   bool progress = true;         // progress bar on stderr
 };
+
+// Checks every option's range; throws tulu::Error naming the option (its command-line flag),
+// the allowed range and the value given. Called by run_sft first.
+void validate_sft_options(const SftOptions& options);
 
 // Runs training; throws tulu::Error on bad input. Returns 0.
 int run_sft(const SftOptions& options);

@@ -1,0 +1,421 @@
+// run_sft: validation → model, tokenizer and data → the step plan and a summary → either the
+// first step's gradient (--dump-grads) or the training loop with metrics, progress,
+// evaluation and checkpoints, resumable bit for bit.
+#include "train/sft_trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "core/error.h"
+#include "core/file_io.h"
+#include "core/thread_pool.h"
+#include "llama/gguf_llama.h"
+#include "llama/model.h"
+#include "tokenizer/tokenizer.h"
+#include "train/batching.h"
+#include "train/grad_dump.h"
+#include "train/lr_schedule.h"
+#include "train/metrics_log.h"
+#include "train/optimizer.h"
+#include "train/param_set.h"
+#include "train/sft_data.h"
+#include "train/sft_run.h"
+#include "train/sft_step.h"
+#include "train/train_checkpoint.h"
+#include "train/train_model.h"
+#include "train/train_progress.h"
+
+namespace tulu {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void check_input_file(const std::string& path, const char* flag) {
+  std::error_code ec;
+  TULU_CHECK(fs::exists(path, ec), flag, ": no such file '", path, "'");
+  TULU_CHECK(!fs::is_directory(path, ec), flag, ": '", path, "' is a directory, not a JSONL file");
+}
+
+std::string mib(double bytes) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.1f MiB", bytes / (1024.0 * 1024.0));
+  return buffer;
+}
+
+// The checkpoint to resume from (empty for a fresh run). A fresh run refuses an output
+// directory that already holds checkpoints: resuming later would pick up the old run's.
+std::string resolve_resume_checkpoint(const SftOptions& o) {
+  if (!o.resume_from.empty()) {
+    TULU_CHECK(is_directory(o.resume_from), "--resume-from: '", o.resume_from,
+               "' is not a checkpoint directory");
+    return o.resume_from;
+  }
+  if (o.resume) {
+    const std::string latest = find_latest_checkpoint(o.output_dir);
+    TULU_CHECK(!latest.empty(), "--resume: no checkpoint-<step> directory in '", o.output_dir,
+               "' to resume from (checkpoints are written every --save-every steps)");
+    return latest;
+  }
+  const std::vector<std::string> existing = list_checkpoints(o.output_dir);
+  TULU_CHECK(existing.empty(), "--output '", o.output_dir, "' already holds ", existing.back(),
+             " from an earlier run: pass --resume to continue it, or use another directory");
+  return {};
+}
+
+struct Loaded {
+  LlamaConfig config;
+  std::unique_ptr<ParamLayout> layout;  // stable address: AdamW keeps a reference
+  std::vector<float> params;            // fp32 master weights, layout order
+  std::string weight_format;
+  int64_t parameter_count = 0;
+};
+
+Loaded load_model_for_training(const std::string& model_dir) {
+  TULU_CHECK(!find_gguf_model(model_dir).has_value(), "--model '", model_dir,
+             "' is a GGUF model; training needs a Hugging Face model directory with F32, BF16 "
+             "or F16 weights (safetensors or pytorch_model.bin)");
+  const std::unique_ptr<LlamaModel> model = LlamaModel::load(model_dir);
+  Loaded loaded;
+  loaded.config = model->config();
+  loaded.weight_format = model->weight_format();
+  loaded.parameter_count = model->parameter_count();
+  loaded.layout = std::make_unique<ParamLayout>(load_master_weights(*model, loaded.params));
+  return loaded;  // the mapped checkpoint is released here: training reads the fp32 copy
+}
+
+std::string describe_data(const SftDataset& d, int64_t max_seq_length) {
+  int64_t tokens = 0, targets = 0;
+  for (const SftExample& e : d.examples) {
+    tokens += static_cast<int64_t>(e.input_ids.size());
+    targets += count_target_tokens({e.input_ids, e.labels});
+  }
+  std::string text = str_cat(d.rows_read, " rows, ", d.examples.size(), " examples (",
+                             d.dropped_no_labels, " dropped without a target token, ",
+                             d.truncated, " truncated at ", max_seq_length, " tokens");
+  if (d.bad_rows > 0) text += str_cat(", ", d.bad_rows, " bad rows skipped, first: ", d.first_bad_row);
+  return text + str_cat("), ", tokens, " tokens, ", targets, " target tokens");
+}
+
+// Upper bound of the memory training needs: fp32 weights, gradients and both Adam moments,
+// plus the activations of the largest possible micro-batch (train_model.h's per-token count).
+double estimate_memory_bytes(const LlamaConfig& c, size_t params, int64_t longest,
+                             int64_t batch_size, bool checkpoint_activations) {
+  const double tokens = static_cast<double>(longest) * static_cast<double>(batch_size);
+  const double per_layer = 4.0 * c.hidden_size + 2.0 * c.q_dim() + 2.0 * c.kv_dim() +
+                           2.0 * c.intermediate_size;
+  const double layers = c.num_hidden_layers;
+  const double activations = checkpoint_activations
+                                 ? tokens * (layers * c.hidden_size + per_layer)
+                                 : tokens * layers * per_layer;
+  return 4.0 * (4.0 * static_cast<double>(params) + activations);
+}
+
+// Everything the training loop works on, set up once.
+struct Session {
+  const SftOptions& options;
+  SftPlan plan;
+  LrSchedule schedule;
+  BatchPlanOptions batch_options;
+  const SftDataset& data;
+  const SftDataset* eval_data;  // null without --eval-data
+  std::vector<int64_t> lengths;
+  LlamaConfig config;
+  const ParamLayout& layout;
+  std::vector<float>& params;
+  std::vector<float> grads;
+  ThreadPool& pool;
+  TrainModel& model;
+};
+
+std::vector<MicroBatch> step_micro_batches(const Session& s,
+                                           const std::vector<std::vector<int64_t>>& epoch_plan,
+                                           int64_t first, int64_t end) {
+  std::vector<MicroBatch> batches;
+  for (int64_t i = first; i < end; ++i) {
+    batches.push_back(make_micro_batch(s.data, epoch_plan[static_cast<size_t>(i)]));
+  }
+  return batches;
+}
+
+int run_dump_grads(Session& s) {
+  const auto epoch_plan = plan_epoch(s.lengths, s.batch_options, /*epoch=*/0);
+  const int64_t end = std::min<int64_t>(s.plan.grad_accum, static_cast<int64_t>(epoch_plan.size()));
+  const std::vector<MicroBatch> batches = step_micro_batches(s, epoch_plan, 0, end);
+  const StepStats stats = accumulate_step_gradient(s.model, batches, s.params.data(), s.grads.data());
+  const double norm = clip_grad_norm(s.grads.data(), s.grads.size(), /*max_norm=*/0.0);
+  std::vector<DumpedRow> rows;
+  for (size_t k = 0; k < batches.size(); ++k) {
+    for (const SftExample* example : batches[k].examples) {
+      rows.push_back({example, static_cast<int>(k)});
+    }
+  }
+  write_grad_dump(s.options.dump_grads_path, s.layout, s.grads.data(), rows);
+  std::printf("wrote the first step's gradient (%zu micro-batches, %zu rows, %" PRId64
+              " target tokens, loss %.6f, grad norm %.6f, not clipped) to %s and %s\n",
+              batches.size(), rows.size(), stats.target_tokens, stats.loss, norm,
+              s.options.dump_grads_path.c_str(),
+              grad_dump_batch_path(s.options.dump_grads_path).c_str());
+  return 0;
+}
+
+double epoch_of(const Session& s, int64_t step) {
+  return static_cast<double>(step) / static_cast<double>(s.plan.steps_per_epoch);
+}
+
+void run_eval(Session& s, int64_t step, MetricsLog& metrics, TrainProgress& progress) {
+  const EvalStats stats =
+      evaluate_dataset(s.model, *s.eval_data, s.options.batch_size, s.params.data());
+  metrics.write(Json{{"step", step},
+                     {"epoch", epoch_of(s, step)},
+                     {"eval_loss", stats.loss},
+                     {"eval_mean_token_accuracy", stats.accuracy},
+                     {"eval_num_tokens", stats.tokens}});
+  progress.finish();
+  if (s.options.progress) {
+    std::fprintf(stderr, "eval at step %" PRId64 ": loss %.4f, token accuracy %.4f (%" PRId64
+                 " tokens)\n", step, stats.loss, stats.accuracy, stats.tokens);
+  }
+}
+
+// The loop from `state` to the last step. Returns the last step's loss.
+// num_tokens: target tokens trained before `state` (0 for a fresh run).
+double train(Session& s, TrainerState& state, AdamW& optimizer, int64_t num_tokens,
+             double last_loss, MetricsLog& metrics) {
+  const SftOptions& o = s.options;
+  TrainProgress progress(s.plan.total_steps, state.global_step, o.progress, stderr,
+                         isatty(STDERR_FILENO) != 0);
+  const int64_t per_epoch = s.plan.micro_batches_per_epoch;
+  while (state.global_step < s.plan.total_steps) {
+    const auto epoch_plan = plan_epoch(s.lengths, s.batch_options, state.epoch);
+    TULU_CHECK(static_cast<int64_t>(epoch_plan.size()) == per_epoch, "internal: epoch ",
+               state.epoch, " has ", epoch_plan.size(), " micro-batches, expected ", per_epoch);
+    TULU_CHECK(state.micro_batch_in_epoch % s.plan.grad_accum == 0 &&
+                   state.micro_batch_in_epoch < per_epoch,
+               "checkpoint position: micro-batch ", state.micro_batch_in_epoch,
+               " of epoch ", state.epoch, " is not the start of a step");
+    while (state.global_step < s.plan.total_steps) {
+      const int64_t first = state.micro_batch_in_epoch;
+      const int64_t end = std::min(first + s.plan.grad_accum, per_epoch);
+      const std::vector<MicroBatch> batches = step_micro_batches(s, epoch_plan, first, end);
+      const StepStats stats =
+          accumulate_step_gradient(s.model, batches, s.params.data(), s.grads.data());
+      const double norm = clip_grad_norm(s.grads.data(), s.grads.size(), o.clip);
+      TULU_CHECK(std::isfinite(stats.loss) && std::isfinite(norm), "training diverged at step ",
+                 state.global_step + 1, ": loss ", stats.loss, ", gradient norm ", norm,
+                 " (try a lower --lr or --clip 1.0)");
+      const double lr = s.schedule.lr_at(state.global_step);
+      optimizer.update(s.params.data(), s.grads.data(), lr, s.pool);
+      std::fill(s.grads.begin(), s.grads.end(), 0.0f);
+
+      ++state.global_step;
+      state.micro_batch_in_epoch = end;
+      const bool epoch_end = end == per_epoch;
+      if (epoch_end) {
+        ++state.epoch;
+        state.micro_batch_in_epoch = 0;
+      }
+      num_tokens += stats.target_tokens;
+      last_loss = stats.loss;
+      const int64_t step = state.global_step;
+      metrics.write(Json{{"step", step},
+                         {"epoch", epoch_of(s, step)},
+                         {"loss", stats.loss},
+                         {"grad_norm", norm},
+                         {"learning_rate", lr},
+                         {"num_tokens", num_tokens},
+                         {"mean_token_accuracy", stats.accuracy}});
+      progress.update({step, epoch_of(s, step), stats.loss, lr, norm, stats.input_tokens});
+
+      const bool last = step == s.plan.total_steps;
+      const bool eval_due = o.eval_every > 0 ? step % o.eval_every == 0 : epoch_end;
+      if (s.eval_data != nullptr && (eval_due || last)) run_eval(s, step, metrics, progress);
+      if (o.save_every > 0 && step % o.save_every == 0) {
+        state.extra = Json{{"num_tokens", num_tokens}, {"loss", stats.loss}};
+        save_training_checkpoint(o.output_dir, s.config, s.layout, s.params.data(), optimizer,
+                                 state, o.model_dir);
+        prune_checkpoints(o.output_dir, o.save_total_limit);
+      }
+      if (epoch_end) break;
+    }
+  }
+  progress.finish();
+  return last_loss;
+}
+
+void print_summary(const SftOptions& o, const Loaded& m, const SftDataset& data,
+                   const SftDataset* eval, const SftPlan& plan, int64_t longest, int threads) {
+  std::printf("model: %s (%s, %" PRId64 " parameters, %d layers, hidden %d, vocab %d)\n",
+              o.model_dir.c_str(), m.weight_format.c_str(), m.parameter_count,
+              m.config.num_hidden_layers, m.config.hidden_size, m.config.vocab_size);
+  std::printf("data: %s: %s\n", o.data_path.c_str(), describe_data(data, o.max_seq_length).c_str());
+  if (eval != nullptr) {
+    std::printf("eval data: %s: %s\n", o.eval_data_path.c_str(),
+                describe_data(*eval, o.max_seq_length).c_str());
+  }
+  std::printf("batches: %" PRId64 " micro-batches of up to %" PRId64 " per epoch, gradient "
+              "accumulation %" PRId64 "%s (effective batch %" PRId64 "), %" PRId64
+              " steps per epoch, %" PRId64 " steps in all%s\n",
+              plan.micro_batches_per_epoch, o.batch_size, plan.grad_accum,
+              plan.grad_accum_clamped ? " (clamped to the micro-batches of an epoch)" : "",
+              plan.grad_accum * o.batch_size, plan.steps_per_epoch, plan.total_steps,
+              o.max_steps > 0 ? " (--max-steps)" : str_cat(" (", o.epochs, " epochs)").c_str());
+  std::printf("optimizer: AdamW lr %g (%s schedule, %" PRId64 " warm-up steps), betas (%g, %g), "
+              "eps %g, weight decay %g, clip %s\n",
+              o.lr, o.lr_schedule.c_str(), plan.warmup_steps, o.adam_beta1, o.adam_beta2,
+              o.adam_eps, o.weight_decay, o.clip > 0 ? str_cat(o.clip).c_str() : "off");
+  const double memory = estimate_memory_bytes(m.config, m.layout->total(), longest, o.batch_size,
+                                              o.checkpoint_activations);
+  std::printf("memory: about %s (fp32 weights, gradients and Adam moments %s; longest sequence "
+              "%" PRId64 " tokens%s), %d threads\n",
+              mib(memory).c_str(), mib(16.0 * static_cast<double>(m.layout->total())).c_str(),
+              longest, o.checkpoint_activations ? ", activation checkpointing" : "", threads);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+void validate_sft_options(const SftOptions& o) {
+  TULU_CHECK(!o.model_dir.empty(), "--model is required");
+  TULU_CHECK(!o.data_path.empty(), "--data is required");
+  check_input_file(o.data_path, "--data");
+  if (!o.eval_data_path.empty()) check_input_file(o.eval_data_path, "--eval-data");
+  const bool dumping = !o.dump_grads_path.empty();
+  TULU_CHECK(dumping || !o.output_dir.empty(), "--output is required");
+  std::error_code ec;
+  if (!o.output_dir.empty()) {
+    TULU_CHECK(!fs::exists(o.output_dir, ec) || fs::is_directory(o.output_dir, ec), "--output: '",
+               o.output_dir, "' exists and is not a directory");
+  }
+  TULU_CHECK(o.epochs >= 1, "--epochs must be >= 1, got ", o.epochs);
+  TULU_CHECK(std::isfinite(o.lr) && o.lr > 0, "--lr must be a number > 0, got ", o.lr);
+  try {
+    parse_lr_schedule(o.lr_schedule);
+  } catch (const Error& e) {
+    fail("--lr-scheduler: ", e.what());
+  }
+  TULU_CHECK(std::isfinite(o.warmup_ratio) && o.warmup_ratio >= 0 && o.warmup_ratio <= 1,
+             "--warmup-ratio must be in [0, 1], got ", o.warmup_ratio);
+  TULU_CHECK(o.warmup_steps >= -1, "--warmup-steps must be >= 0, got ", o.warmup_steps);
+  TULU_CHECK(o.batch_size >= 1, "--batch-size must be >= 1, got ", o.batch_size);
+  TULU_CHECK(o.grad_accum >= 0, "--grad-accum must be >= 1 (or 0: --effective-batch / "
+             "--batch-size), got ", o.grad_accum);
+  TULU_CHECK(o.effective_batch >= 1, "--effective-batch must be >= 1, got ", o.effective_batch);
+  TULU_CHECK(o.max_seq_length >= 2, "--max-seq-length must be >= 2, got ", o.max_seq_length);
+  TULU_CHECK(std::isfinite(o.weight_decay) && o.weight_decay >= 0,
+             "--weight-decay must be a number >= 0, got ", o.weight_decay);
+  TULU_CHECK(std::isfinite(o.clip), "--clip must be a number (<= 0 turns clipping off), got ",
+             o.clip);
+  TULU_CHECK(o.adam_beta1 >= 0 && o.adam_beta1 < 1, "--adam-beta1 must be in [0, 1), got ",
+             o.adam_beta1);
+  TULU_CHECK(o.adam_beta2 >= 0 && o.adam_beta2 < 1, "--adam-beta2 must be in [0, 1), got ",
+             o.adam_beta2);
+  TULU_CHECK(std::isfinite(o.adam_eps) && o.adam_eps > 0, "--adam-eps must be a number > 0, got ",
+             o.adam_eps);
+  TULU_CHECK(o.max_steps == -1 || o.max_steps >= 1, "--max-steps must be >= 1, got ",
+             o.max_steps);
+  TULU_CHECK(o.save_every >= 0, "--save-every must be >= 0 (0 = no checkpoints), got ",
+             o.save_every);
+  TULU_CHECK(o.save_total_limit >= 0, "--save-total-limit must be >= 0 (0 = keep all), got ",
+             o.save_total_limit);
+  TULU_CHECK(o.eval_every >= 0, "--eval-every must be >= 0 (0 = end of each epoch), got ",
+             o.eval_every);
+  TULU_CHECK(o.eval_every == 0 || !o.eval_data_path.empty(), "--eval-every needs --eval-data");
+  TULU_CHECK(o.threads >= 0, "--threads must be >= 0, got ", o.threads);
+  TULU_CHECK(!dumping || (!o.resume && o.resume_from.empty()),
+             "--dump-grads computes the first step of a fresh run; it cannot be combined with "
+             "--resume");
+}
+
+int run_sft(const SftOptions& options) {
+  validate_sft_options(options);
+  const SftOptions& o = options;
+  const bool dumping = !o.dump_grads_path.empty();
+  const std::string resume_dir = dumping ? std::string() : resolve_resume_checkpoint(o);
+
+  const int threads = o.threads > 0 ? o.threads : default_thread_count();
+  ThreadPool pool(threads);
+  Loaded loaded = load_model_for_training(o.model_dir);
+  const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load_dir(o.model_dir);
+  SftDataOptions data_options;
+  data_options.max_seq_length = o.max_seq_length;
+  data_options.skip_bad_rows = o.skip_bad_rows;
+  const SftDataset data = load_sft_jsonl(o.data_path, *tokenizer, data_options);
+  std::unique_ptr<SftDataset> eval_data;
+  if (!o.eval_data_path.empty()) {
+    eval_data = std::make_unique<SftDataset>(load_sft_jsonl(o.eval_data_path, *tokenizer, data_options));
+  }
+
+  std::vector<int64_t> lengths;
+  for (const SftExample& e : data.examples) lengths.push_back(static_cast<int64_t>(e.input_ids.size()));
+  const SftPlan plan = resolve_sft_plan(o, static_cast<int64_t>(data.examples.size()));
+  print_summary(o, loaded, data, eval_data.get(), plan,
+                *std::max_element(lengths.begin(), lengths.end()), threads);
+
+  TrainModel model(loaded.config, *loaded.layout, pool, o.checkpoint_activations);
+  Session s{o,
+            plan,
+            LrSchedule{parse_lr_schedule(o.lr_schedule), o.lr, plan.total_steps, plan.warmup_steps},
+            BatchPlanOptions{o.batch_size, o.seed, /*shuffle=*/true, o.length_buckets},
+            data,
+            eval_data.get(),
+            lengths,
+            loaded.config,
+            *loaded.layout,
+            loaded.params,
+            std::vector<float>(loaded.layout->total(), 0.0f),
+            pool,
+            model};
+  if (dumping) return run_dump_grads(s);
+
+  AdamWOptions adam;
+  adam.beta1 = o.adam_beta1;
+  adam.beta2 = o.adam_beta2;
+  adam.eps = o.adam_eps;
+  adam.weight_decay = o.weight_decay;
+  AdamW optimizer(*loaded.layout, adam);
+  TrainerState state;
+  state.run = sft_run_fingerprint(o, plan);
+  int64_t num_tokens = 0;
+  double last_loss = 0;
+  std::error_code ec;
+  fs::create_directories(o.output_dir, ec);
+  TULU_CHECK(!ec, "--output: cannot create '", o.output_dir, "': ", ec.message());
+  const std::string metrics_path = join_path(o.output_dir, "metrics.jsonl");
+  std::unique_ptr<MetricsLog> metrics;
+  if (!resume_dir.empty()) {
+    TrainerState saved;
+    load_training_checkpoint(resume_dir, *loaded.layout, loaded.params.data(), optimizer, saved);
+    check_sft_run_fingerprint(saved.run, state.run, resume_dir);
+    TULU_CHECK(saved.global_step <= plan.total_steps, resume_dir, ": checkpoint step ",
+               saved.global_step, " is past this run's last step ", plan.total_steps);
+    saved.run = state.run;
+    state = saved;
+    if (state.extra.is_object()) {
+      num_tokens = json_opt_int(state.extra, "num_tokens", resume_dir).value_or(0);
+      last_loss = json_opt_number(state.extra, "loss", resume_dir).value_or(0.0);
+    }
+    metrics = std::make_unique<MetricsLog>(MetricsLog::resume(metrics_path, state.global_step));
+    std::printf("resuming from %s: step %" PRId64 " of %" PRId64 " (epoch %" PRId64
+                ", micro-batch %" PRId64 "), %" PRId64 " metrics rows kept\n",
+                resume_dir.c_str(), state.global_step, plan.total_steps, state.epoch,
+                state.micro_batch_in_epoch, metrics->kept_rows());
+    std::fflush(stdout);
+  } else {
+    metrics = std::make_unique<MetricsLog>(MetricsLog::create(metrics_path));
+  }
+
+  last_loss = train(s, state, optimizer, num_tokens, last_loss, *metrics);
+  save_hf_model(o.output_dir, loaded.config, *loaded.layout, loaded.params.data(), o.model_dir);
+  std::printf("trained %" PRId64 " steps (last loss %.4f); wrote the model to %s, metrics to %s\n",
+              state.global_step, last_loss, o.output_dir.c_str(), metrics_path.c_str());
+  return 0;
+}
+
+}  // namespace tulu
