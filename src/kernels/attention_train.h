@@ -19,8 +19,11 @@
 
 namespace tulu {
 
-// Floats of scratch the two functions below need with `threads` threads (score/probability
-// matrices per thread).
+// Floats of scratch the two functions below need with a pool of `threads` threads (≥ the
+// pool's num_threads()): two [min(64, T), T] blocks per thread (scores/probabilities and
+// their gradient), plus, when kv_heads < heads, a [T, head_dim] dK and dV partial per query
+// head (about 2·heads·T·head_dim floats). Allocate once per sequence-length bound; one
+// buffer serves both passes (nothing in it outlives a call).
 int64_t attention_train_scratch_floats(int64_t seq_len, const AttentionShape& shape, int threads);
 
 // q [T, q_dim], k/v [T, kv_dim] (rotated q, k), out [T, q_dim], lse [heads, T] (written).

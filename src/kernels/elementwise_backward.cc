@@ -83,6 +83,37 @@ void silu_mul_backward(const float* gate, const float* up, const float* dh, floa
   HWY_DYNAMIC_DISPATCH(SiluMulBackwardImpl)(gate, up, dh, dgate, dup, n);
 }
 
+namespace {
+
+// Elements per block of the pooled versions (see the header) and blocks per task at least.
+constexpr size_t kElementBlock = 64;
+constexpr size_t kMinBlocksPerTask = 64;
+
+// fn(begin, end) over [0, n) in kElementBlock-aligned ranges split over the pool.
+template <typename Fn>
+void parallel_blocks(size_t n, ThreadPool& pool, const Fn& fn) {
+  const size_t blocks = (n + kElementBlock - 1) / kElementBlock;
+  pool.parallel_for(blocks, kMinBlocksPerTask, [&](size_t begin, size_t end) {
+    const size_t first = begin * kElementBlock;
+    fn(first, std::min(n, end * kElementBlock) - first);
+  });
+}
+
+}  // namespace
+
+void silu_mul_to(const float* gate, const float* up, float* out, size_t n, ThreadPool& pool) {
+  parallel_blocks(n, pool, [&](size_t first, size_t count) {
+    silu_mul_to(gate + first, up + first, out + first, count);
+  });
+}
+
+void silu_mul_backward(const float* gate, const float* up, const float* dh, float* dgate,
+                       float* dup, size_t n, ThreadPool& pool) {
+  parallel_blocks(n, pool, [&](size_t first, size_t count) {
+    silu_mul_backward(gate + first, up + first, dh + first, dgate + first, dup + first, count);
+  });
+}
+
 void embedding_backward(std::span<const int> ids, const float* dout, int64_t hidden,
                         float* dtable) {
   if (force_generic_kernels()) return embedding_backward_ref(ids, dout, hidden, dtable);

@@ -92,6 +92,26 @@ TEST(ElementwiseBackward, SiluMulBackwardMatchesReference) {
   check_silu_backward(50, 1);
 }
 
+TEST(ElementwiseBackward, PooledVersionsGiveTheSameBits) {
+  for (size_t n : {size_t{0}, size_t{5}, size_t{64 * 3 + 5}, size_t{64 * 64 * 3 + 17}}) {
+    const auto gate = gate_values(n, 11), up = testing::random_floats(n, 12),
+               dh = testing::random_floats(n, 13);
+    std::vector<float> out(n), dgate(n), dup(n);
+    silu_mul_to(gate.data(), up.data(), out.data(), n);
+    silu_mul_backward(gate.data(), up.data(), dh.data(), dgate.data(), dup.data(), n);
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      std::vector<float> pooled_out(n), pooled_dgate(n), pooled_dup(n);
+      silu_mul_to(gate.data(), up.data(), pooled_out.data(), n, pool);
+      silu_mul_backward(gate.data(), up.data(), dh.data(), pooled_dgate.data(), pooled_dup.data(),
+                        n, pool);
+      EXPECT_EQ(pooled_out, out) << "n=" << n << " threads=" << threads;
+      EXPECT_EQ(pooled_dgate, dgate) << "n=" << n << " threads=" << threads;
+      EXPECT_EQ(pooled_dup, dup) << "n=" << n << " threads=" << threads;
+    }
+  }
+}
+
 TEST(ElementwiseBackward, EmbeddingBackwardAddsRowsPerToken) {
   const int64_t vocab = 9, hidden = 37;
   const std::vector<int> ids = {3, 0, 3, 8, 3, 5};  // repeated ids accumulate
