@@ -7,8 +7,9 @@
 //    ids with every non-assistant span masked (−100), the span of message i ending at the
 //    length of the tokenized prefix up to and including message i (plus "<|assistant|>\n"
 //    when the next message is the assistant's), so the assistant content and its "</s>"
-//    carry the loss; masking stops after the first span that reaches max_seq_length (as
-//    open-instruct's loop breaks).
+//    carry the loss (and the "\n" after "</s>" when another message follows, since the
+//    next message's span starts after it, as in open-instruct); masking stops after the
+//    first span that reaches max_seq_length (as open-instruct's loop breaks).
 //  * {"prompt": str, "completion": str}: encode_with_prompt_completion_format — a space
 //    joins them unless the prompt ends or the completion starts with whitespace; "</s>"
 //    appended; the tokenized prompt's length (with BOS, truncated) is masked. Neither is
