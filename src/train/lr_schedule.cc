@@ -21,9 +21,12 @@ LrScheduleKind parse_lr_schedule(std::string_view name) {
 
 std::string_view lr_schedule_name(LrScheduleKind kind) {
   switch (kind) {
-    case LrScheduleKind::Linear: return "linear";
-    case LrScheduleKind::Cosine: return "cosine";
-    case LrScheduleKind::Constant: return "constant";
+    case LrScheduleKind::Linear:
+      return "linear";
+    case LrScheduleKind::Cosine:
+      return "cosine";
+    case LrScheduleKind::Constant:
+      return "constant";
   }
   return "unknown";
 }

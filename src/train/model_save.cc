@@ -16,16 +16,20 @@ namespace {
 
 // Files copied from the source model directory when present: the tokenizer (both formats
 // and its configs) and the generation defaults.
-constexpr const char* kCopiedFiles[] = {"tokenizer.json",          "tokenizer.model",
-                                        "tokenizer_config.json",   "special_tokens_map.json",
-                                        "added_tokens.json",       "generation_config.json"};
+constexpr const char* kCopiedFiles[] = {"tokenizer.json",        "tokenizer.model",
+                                        "tokenizer_config.json", "special_tokens_map.json",
+                                        "added_tokens.json",     "generation_config.json"};
 
 std::string torch_dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::F32: return "float32";
-    case DType::BF16: return "bfloat16";
-    case DType::F16: return "float16";
-    default: fail("cannot save a ", dtype_name(dtype), " tensor (only F32, BF16, F16)");
+    case DType::F32:
+      return "float32";
+    case DType::BF16:
+      return "bfloat16";
+    case DType::F16:
+      return "float16";
+    default:
+      fail("cannot save a ", dtype_name(dtype), " tensor (only F32, BF16, F16)");
   }
 }
 
@@ -36,8 +40,8 @@ void check_layout_matches(const LlamaConfig& config, const ParamLayout& layout) 
   for (size_t i = 0; i < specs.size(); ++i) {
     const ParamEntry& e = layout.entries()[i];
     TULU_CHECK(e.name == specs[i].name && e.shape == specs[i].shape, "save: parameter ", i, " is '",
-               e.name, "' ", shape_to_string(e.shape), ", the config implies '", specs[i].name, "' ",
-               shape_to_string(specs[i].shape));
+               e.name, "' ", shape_to_string(e.shape), ", the config implies '", specs[i].name,
+               "' ", shape_to_string(specs[i].shape));
   }
 }
 
@@ -48,7 +52,8 @@ void remove_stale_shards(const std::string& dir) {
   if (!file_exists(index_path)) return;
   const Json index = read_json_file(index_path);
   std::remove(index_path.c_str());
-  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) return;
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    return;
   for (const auto& [name, file] : index["weight_map"].items()) {
     if (!file.is_string()) continue;
     const std::string shard = file.get<std::string>();
@@ -73,7 +78,8 @@ void fill_stored(const float* src, size_t n, DType dtype, void* out) {
       for (size_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
       return;
     }
-    default: fail("cannot save a ", dtype_name(dtype), " tensor (only F32, BF16, F16)");
+    default:
+      fail("cannot save a ", dtype_name(dtype), " tensor (only F32, BF16, F16)");
   }
 }
 
@@ -82,10 +88,12 @@ void fill_stored(const float* src, size_t n, DType dtype, void* out) {
 void save_hf_model(const std::string& dir, const LlamaConfig& config, const ParamLayout& layout,
                    const float* params, const std::string& source_model_dir) {
   check_layout_matches(config, layout);
-  for (const ParamEntry& e : layout.entries()) torch_dtype_name(e.stored_dtype);  // F32/BF16/F16 only
+  for (const ParamEntry& e : layout.entries())
+    torch_dtype_name(e.stored_dtype);  // F32/BF16/F16 only
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  TULU_CHECK(!ec && is_directory(dir), "cannot create output directory '", dir, "': ", ec.message());
+  TULU_CHECK(!ec && is_directory(dir), "cannot create output directory '", dir,
+             "': ", ec.message());
 
   // transformers records the dtype of the first floating-point parameter (the embedding).
   LlamaConfig saved = config;

@@ -33,7 +33,7 @@ constexpr size_t kUpdateChunk = size_t{1} << 15;
 constexpr size_t kNormBlock = size_t{1} << 16;
 
 struct AdamWScalars {
-  float decay_factor;     // 1 − lr·wd (entries with weight decay)
+  float decay_factor;  // 1 − lr·wd (entries with weight decay)
   float beta1, one_minus_beta1;
   float beta2, one_minus_beta2;
   float bias_correction2_sqrt;

@@ -72,7 +72,8 @@ ParamLayout load_master_weights(const LlamaModel& model, std::vector<float>& val
   }
   values.assign(layout.total(), 0.0f);
   for (size_t i = 0; i < entries.size(); ++i) {
-    convert_to_f32(views[i]->data, views[i]->dtype, entries[i].numel, values.data() + entries[i].offset);
+    convert_to_f32(views[i]->data, views[i]->dtype, entries[i].numel,
+                   values.data() + entries[i].offset);
   }
   return layout;
 }

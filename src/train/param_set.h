@@ -17,12 +17,12 @@
 namespace tulu {
 
 struct ParamEntry {
-  std::string name;             // Hugging Face name, e.g. "model.layers.0.self_attn.q_proj.weight"
-  std::vector<int64_t> shape;   // PyTorch shape
-  DType stored_dtype;           // dtype in the checkpoint we loaded (saved back in it)
-  size_t offset = 0;            // first element in the flat buffer
+  std::string name;            // Hugging Face name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::vector<int64_t> shape;  // PyTorch shape
+  DType stored_dtype;          // dtype in the checkpoint we loaded (saved back in it)
+  size_t offset = 0;           // first element in the flat buffer
   size_t numel = 0;
-  bool weight_decay = true;     // false for 1-D parameters (RMSNorm weights, biases)
+  bool weight_decay = true;  // false for 1-D parameters (RMSNorm weights, biases)
 };
 
 class ParamLayout {

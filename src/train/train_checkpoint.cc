@@ -57,7 +57,8 @@ void write_training_state(const std::string& path, const ParamLayout& layout, co
   const char* prefixes[3] = {kMaster, kExpAvg, kExpAvgSq};
   std::vector<TensorSpecToWrite> specs;
   for (const char* prefix : prefixes) {
-    for (const ParamEntry& e : layout.entries()) specs.push_back({prefix + e.name, DType::F32, e.shape});
+    for (const ParamEntry& e : layout.entries())
+      specs.push_back({prefix + e.name, DType::F32, e.shape});
   }
   const size_t count = layout.entries().size();
   write_safetensors_streamed(
@@ -66,7 +67,8 @@ void write_training_state(const std::string& path, const ParamLayout& layout, co
         const ParamEntry& e = layout.entries()[i % count];
         std::memcpy(out, sources[i / count] + e.offset, e.numel * sizeof(float));
       },
-      {{"format", "pt"}, {"content", "tulu training state: fp32 master weights and AdamW moments"}});
+      {{"format", "pt"},
+       {"content", "tulu training state: fp32 master weights and AdamW moments"}});
 }
 
 Json trainer_state_json(const TrainerState& state, const AdamW& optimizer) {
@@ -87,17 +89,18 @@ Json trainer_state_json(const TrainerState& state, const AdamW& optimizer) {
 
 // The run options saved in a checkpoint must equal the current ones, key by key.
 void check_run_matches(const Json& saved, const Json& current, const std::string& source) {
-  TULU_CHECK(saved.is_object(), source, ": field 'run': expected an object, got ", json_preview(saved));
+  TULU_CHECK(saved.is_object(), source, ": field 'run': expected an object, got ",
+             json_preview(saved));
   for (const auto& [key, value] : current.items()) {
     TULU_CHECK(saved.contains(key), source, ": the checkpoint has no run option '", key,
                "' (it was written by a different configuration); cannot resume");
-    TULU_CHECK(saved[key] == value, source, ": run option '", key, "' was ", json_preview(saved[key]),
-               " when the checkpoint was written, now ", json_preview(value),
-               "; resume with the same value or start a new run");
+    TULU_CHECK(saved[key] == value, source, ": run option '", key, "' was ",
+               json_preview(saved[key]), " when the checkpoint was written, now ",
+               json_preview(value), "; resume with the same value or start a new run");
   }
   for (const auto& [key, value] : saved.items()) {
-    TULU_CHECK(current.contains(key), source, ": the checkpoint has run option '", key, "' = ",
-               json_preview(value), " that this run does not set; cannot resume");
+    TULU_CHECK(current.contains(key), source, ": the checkpoint has run option '", key,
+               "' = ", json_preview(value), " that this run does not set; cannot resume");
   }
 }
 
@@ -113,13 +116,16 @@ std::string save_training_checkpoint(const std::string& out_dir, const LlamaConf
                                      const ParamLayout& layout, const float* params,
                                      const AdamW& optimizer, const TrainerState& state,
                                      const std::string& source_model_dir) {
-  TULU_CHECK(state.global_step >= 0, "checkpoint: global step must be >= 0, got ", state.global_step);
-  TULU_CHECK(optimizer.exp_avg().size() == layout.total() && optimizer.exp_avg_sq().size() == layout.total(),
+  TULU_CHECK(state.global_step >= 0, "checkpoint: global step must be >= 0, got ",
+             state.global_step);
+  TULU_CHECK(optimizer.exp_avg().size() == layout.total() &&
+                 optimizer.exp_avg_sq().size() == layout.total(),
              "checkpoint: optimizer state has ", optimizer.exp_avg().size(), " values, layout ",
              layout.total());
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
-  TULU_CHECK(!ec && is_directory(out_dir), "cannot create output directory '", out_dir, "': ", ec.message());
+  TULU_CHECK(!ec && is_directory(out_dir), "cannot create output directory '", out_dir,
+             "': ", ec.message());
   const std::string name = str_cat("checkpoint-", state.global_step);
   const std::string final_dir = join_path(out_dir, name);
   const std::string tmp_dir = join_path(out_dir, str_cat(".", name, ".tmp-", ::getpid()));
@@ -130,14 +136,15 @@ std::string save_training_checkpoint(const std::string& out_dir, const LlamaConf
     // Each file below is written to a temporary name, fsync'ed and renamed (by the writers).
     save_hf_model(tmp_dir, config, layout, params, source_model_dir);
     write_training_state(join_path(tmp_dir, kStateFile), layout, params, optimizer);
-    write_file_atomic(join_path(tmp_dir, kTrainerStateFile), trainer_state_json(state, optimizer).dump(2) + "\n");
+    write_file_atomic(join_path(tmp_dir, kTrainerStateFile),
+                      trainer_state_json(state, optimizer).dump(2) + "\n");
     fsync_dir(tmp_dir);
     if (std::filesystem::exists(final_dir, ec)) {
       std::filesystem::remove_all(final_dir, ec);
       TULU_CHECK(!ec, "cannot replace '", final_dir, "': ", ec.message());
     }
-    TULU_CHECK(std::rename(tmp_dir.c_str(), final_dir.c_str()) == 0, "cannot rename '", tmp_dir, "' to '",
-               final_dir, "': ", std::strerror(errno));
+    TULU_CHECK(std::rename(tmp_dir.c_str(), final_dir.c_str()) == 0, "cannot rename '", tmp_dir,
+               "' to '", final_dir, "': ", std::strerror(errno));
     fsync_dir(out_dir);
   } catch (...) {
     std::filesystem::remove_all(tmp_dir, ec);
@@ -151,8 +158,8 @@ void load_training_checkpoint(const std::string& checkpoint_dir, const ParamLayo
   TULU_CHECK(is_directory(checkpoint_dir), "checkpoint '", checkpoint_dir, "' is not a directory");
   const std::string state_json_path = join_path(checkpoint_dir, kTrainerStateFile);
   const std::string tensors_path = join_path(checkpoint_dir, kStateFile);
-  TULU_CHECK(file_exists(state_json_path), "checkpoint '", checkpoint_dir, "': missing ", kTrainerStateFile,
-             " (not a training checkpoint, or an incomplete copy)");
+  TULU_CHECK(file_exists(state_json_path), "checkpoint '", checkpoint_dir, "': missing ",
+             kTrainerStateFile, " (not a training checkpoint, or an incomplete copy)");
   TULU_CHECK(file_exists(tensors_path), "checkpoint '", checkpoint_dir, "': missing ", kStateFile,
              " (not a training checkpoint, or an incomplete copy)");
 
@@ -161,8 +168,8 @@ void load_training_checkpoint(const std::string& checkpoint_dir, const ParamLayo
   const std::string& src = state_json_path;
   TULU_CHECK(json.is_object(), src, ": expected a JSON object, got ", json_preview(json));
   const int64_t version = json_int(json, "format_version", src);
-  TULU_CHECK(version == kFormatVersion, src, ": field 'format_version': expected ", kFormatVersion, ", got ",
-             version);
+  TULU_CHECK(version == kFormatVersion, src, ": field 'format_version': expected ", kFormatVersion,
+             ", got ", version);
   TrainerState loaded;
   loaded.global_step = nonnegative(json, "global_step", src);
   loaded.epoch = nonnegative(json, "epoch", src);
@@ -185,8 +192,8 @@ void load_training_checkpoint(const std::string& checkpoint_dir, const ParamLayo
       ++expected_count;
       TULU_CHECK(store.contains(name), tensors_path, ": missing tensor '", name, "'");
       const TensorView& view = store.get(name).view;
-      TULU_CHECK(view.dtype == DType::F32, tensors_path, ": tensor '", name, "': expected dtype F32, file has ",
-                 dtype_name(view.dtype));
+      TULU_CHECK(view.dtype == DType::F32, tensors_path, ": tensor '", name,
+                 "': expected dtype F32, file has ", dtype_name(view.dtype));
       TULU_CHECK(view.shape == e.shape, tensors_path, ": tensor '", name, "': expected shape ",
                  shape_to_string(e.shape), ", file has ", shape_to_string(view.shape));
       sources.push_back(view.f32());
@@ -205,7 +212,8 @@ void load_training_checkpoint(const std::string& checkpoint_dir, const ParamLayo
                  "' (the checkpoint belongs to a model with a different configuration)");
     }
   }
-  TULU_CHECK(optimizer.exp_avg().size() == layout.total() && optimizer.exp_avg_sq().size() == layout.total(),
+  TULU_CHECK(optimizer.exp_avg().size() == layout.total() &&
+                 optimizer.exp_avg_sq().size() == layout.total(),
              "checkpoint: optimizer state has ", optimizer.exp_avg().size(), " values, layout ",
              layout.total());
 

@@ -41,12 +41,12 @@ void save_hf_model(const std::string& dir, const LlamaConfig& config, const Para
                    const float* params, const std::string& source_model_dir);
 
 struct TrainerState {
-  int64_t global_step = 0;          // optimizer steps done
-  int64_t epoch = 0;                // epoch of the next micro-batch
-  int64_t micro_batch_in_epoch = 0; // index of the next micro-batch in that epoch's plan
-  Json run;                         // options that must match on resume (seed, batch size,
-                                    // data file, …); compared key by key on load
-  Json extra;                       // free-form (e.g. last loss), written as is
+  int64_t global_step = 0;           // optimizer steps done
+  int64_t epoch = 0;                 // epoch of the next micro-batch
+  int64_t micro_batch_in_epoch = 0;  // index of the next micro-batch in that epoch's plan
+  Json run;                          // options that must match on resume (seed, batch size,
+                                     // data file, …); compared key by key on load
+  Json extra;                        // free-form (e.g. last loss), written as is
 };
 
 // Writes OUT/checkpoint-<global_step>/ atomically (temporary dir + rename); replaces an
