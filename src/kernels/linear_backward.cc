@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <utility>
 
 #include "kernels/dispatch.h"
 #include "kernels/linear_backward_ref.h"
@@ -18,10 +19,47 @@ namespace {
 // Rows/columns of C per block boundary: keeps each task's block a whole number of the
 // vector-width micro-tiles sgemm uses.
 constexpr int64_t kBlockUnit = 16;
-// Units per pool chunk at least, so that a task's sgemm amortises its hand-off.
-constexpr size_t kMinUnitsPerTask = 2;
+// Multiply-adds per task at least, so that a task's sgemm amortises its hand-off.
+constexpr int64_t kMinMacsPerTask = int64_t{1} << 18;
 // Output rows per task on the scalar path.
 constexpr size_t kMinRefRowsPerTask = 4;
+
+// How C is cut: row_parts × col_parts blocks, one task each.
+struct GemmGrid {
+  int64_t row_parts = 1, col_parts = 1;
+};
+
+// As many tasks as the pool has threads (fewer for a small product), arranged to minimise
+// what the tasks pack between them: each task's sgemm packs its rows of op(A) and its
+// columns of op(B), so a grid r × c packs k·(m·c + n·r) elements in all. (A 1-D split of a
+// square C over 16 threads packs the whole of op(B) 16 times; a 4 × 4 grid, 4 times each.)
+GemmGrid choose_grid(int64_t m, int64_t n, int64_t k, int threads) {
+  const int64_t m_units = (m + kBlockUnit - 1) / kBlockUnit;
+  const int64_t n_units = (n + kBlockUnit - 1) / kBlockUnit;
+  const int64_t tasks = std::clamp<int64_t>(m * n * k / kMinMacsPerTask, 1, threads);
+  GemmGrid best;
+  int64_t best_tasks = 1, best_cost = m + n;
+  for (int64_t rows = 1; rows <= tasks; ++rows) {
+    const int64_t cols = tasks / rows;
+    if (rows > m_units || cols > n_units) continue;
+    const int64_t used = rows * cols, cost = m * cols + n * rows;
+    if (used > best_tasks || (used == best_tasks && cost < best_cost)) {
+      best = {rows, cols};
+      best_tasks = used;
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
+// Part `part` of `parts` nearly equal ranges of whole units over [0, size): {begin, end}.
+std::pair<int64_t, int64_t> unit_range(int64_t size, int64_t parts, int64_t part) {
+  const int64_t units = (size + kBlockUnit - 1) / kBlockUnit;
+  const int64_t base = units / parts, extra = units % parts;
+  const int64_t first = part * base + std::min(part, extra);
+  const int64_t count = base + (part < extra ? 1 : 0);
+  return {first * kBlockUnit, std::min(size, (first + count) * kBlockUnit)};
+}
 
 // OpenBLAS stays on the calling thread; our pool does the parallel work (see matmul.cc).
 void set_blas_single_threaded() {
@@ -51,20 +89,17 @@ void parallel_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
   set_blas_single_threaded();
   const auto ta = trans_a ? CblasTrans : CblasNoTrans;
   const auto tb = trans_b ? CblasTrans : CblasNoTrans;
-  const bool split_rows = m >= n;
-  const int64_t split_dim = split_rows ? m : n;
-  const auto units = static_cast<size_t>((split_dim + kBlockUnit - 1) / kBlockUnit);
-  pool.parallel_for(units, kMinUnitsPerTask, [&](size_t begin, size_t end) {
-    const int64_t first = static_cast<int64_t>(begin) * kBlockUnit;
-    const int64_t last = std::min(split_dim, static_cast<int64_t>(end) * kBlockUnit);
-    if (split_rows) {  // rows [first, last) of op(A) and of C
-      const float* a_block = trans_a ? a + first : a + first * lda;
-      cblas_sgemm(CblasRowMajor, ta, tb, blas_int(last - first), blas_int(n), blas_int(k), alpha,
-                  a_block, blas_int(lda), b, blas_int(ldb), beta, c + first * ldc, blas_int(ldc));
-    } else {  // columns [first, last) of op(B) and of C
-      const float* b_block = trans_b ? b + first * ldb : b + first;
-      cblas_sgemm(CblasRowMajor, ta, tb, blas_int(m), blas_int(last - first), blas_int(k), alpha,
-                  a, blas_int(lda), b_block, blas_int(ldb), beta, c + first, blas_int(ldc));
+  const GemmGrid grid = choose_grid(m, n, k, pool.num_threads());
+  const auto tasks = static_cast<size_t>(grid.row_parts * grid.col_parts);
+  pool.parallel_for(tasks, 1, [&](size_t begin, size_t end) {
+    for (auto task = static_cast<int64_t>(begin); task < static_cast<int64_t>(end); ++task) {
+      const auto [row0, row1] = unit_range(m, grid.row_parts, task / grid.col_parts);
+      const auto [col0, col1] = unit_range(n, grid.col_parts, task % grid.col_parts);
+      const float* a_block = trans_a ? a + row0 : a + row0 * lda;  // rows of op(A)
+      const float* b_block = trans_b ? b + col0 * ldb : b + col0;  // columns of op(B)
+      cblas_sgemm(CblasRowMajor, ta, tb, blas_int(row1 - row0), blas_int(col1 - col0),
+                  blas_int(k), alpha, a_block, blas_int(lda), b_block, blas_int(ldb), beta,
+                  c + row0 * ldc + col0, blas_int(ldc));
     }
   });
 }

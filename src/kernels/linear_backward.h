@@ -28,9 +28,9 @@ void linear_backward_weight(const float* dy, const float* x, int64_t rows, int64
 // The GEMM under the three functions above, for other training code that needs one:
 // C[m, n] = alpha · op(A) · op(B) + beta · C, all row-major fp32, op(A) [m, k] (A stored
 // [k, m] when trans_a), op(B) [k, n] (B stored [n, k] when trans_b); lda/ldb/ldc are the
-// stored row strides. The longer of C's two dimensions is cut into blocks (multiples of 16)
-// over the pool; each block is one single-threaded OpenBLAS sgemm, so the result does not
-// depend on the thread count beyond OpenBLAS's own blocking. k = 0 gives C = beta · C.
+// stored row strides. C is cut into a grid of blocks (edges multiples of 16), one per pool
+// thread, shaped to minimise the packing the tasks repeat; each block is one
+// single-threaded OpenBLAS sgemm. k = 0 gives C = beta · C.
 // C must not alias A or B. Always BLAS (no scalar-reference switch).
 void parallel_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,

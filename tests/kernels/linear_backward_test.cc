@@ -102,8 +102,9 @@ void check_all_shapes(ThreadPool& pool) {
 }
 
 TEST(LinearBackward, BlasMatchesReference) {
-  ThreadPool one(1), two(2), three(3);
+  ThreadPool one(1), two(2), three(3), five(5);
   for (ThreadPool* pool : {&one, &two, &three}) check_all_shapes(*pool);
+  for (ThreadPool* pool : {&three, &five}) check_linear(150, 170, 120, *pool);  // 2-D grids
 }
 
 TEST(LinearBackward, ScalarPathMatchesReference) {
@@ -113,9 +114,11 @@ TEST(LinearBackward, ScalarPathMatchesReference) {
 }
 
 TEST(LinearBackward, ParallelSgemmTransposesStridesAndBeta) {
-  ThreadPool one(1), three(3);
-  const int64_t m = 37, n = 50, k = 19, pad = 3;  // every stored matrix has pad extra columns
-  for (ThreadPool* pool : {&one, &three}) {
+  // Big enough (≈1.9 M multiply-adds) for one task per thread: 1-D splits with 3 threads,
+  // 2 × 2 and 2 × 3 grids with 4 and 6 (more threads than cores is fine for a pool).
+  ThreadPool one(1), three(3), four(4), six(6);
+  const int64_t m = 131, n = 150, k = 97, pad = 3;  // every stored matrix has pad extra columns
+  for (ThreadPool* pool : {&one, &three, &four, &six}) {
     for (bool trans_a : {false, true}) {
       for (bool trans_b : {false, true}) {
         for (float beta : {0.0f, 1.0f, 0.5f}) {
