@@ -66,8 +66,8 @@ std::vector<std::vector<int64_t>> plan_epoch(const std::vector<int64_t>& lengths
   const size_t window = 64 * static_cast<size_t>(options.batch_size);
   for (size_t begin = 0; begin < order.size(); begin += window) {
     const auto first = order.begin() + static_cast<std::ptrdiff_t>(begin);
-    const auto last = order.begin() + static_cast<std::ptrdiff_t>(std::min(begin + window,
-                                                                            order.size()));
+    const auto last =
+        order.begin() + static_cast<std::ptrdiff_t>(std::min(begin + window, order.size()));
     std::stable_sort(first, last, [&](int64_t a, int64_t b) {
       return lengths[static_cast<size_t>(a)] < lengths[static_cast<size_t>(b)];
     });

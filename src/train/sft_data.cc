@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/thread_pool.h"
 #include "tokenizer/utf8.h"
 
@@ -39,13 +40,47 @@ const Json* find_field(const Json& object, const char* key) {
   return &*it;
 }
 
-[[noreturn]] void field_error(const std::string& where, std::string_view field,
-                              std::string_view expected, const Json& got) {
-  fail(where, ": field ", field, ": expected ", expected, ", got ", json_preview(got));
+// A short rendering of a value for messages. Unlike Json::dump (which json_preview uses),
+// it never descends more than a few levels: dump recurses once per nesting level, and a row
+// such as {"text": [[[[...100,000 deep...]]]]} would overflow the stack.
+void preview_into(const Json& value, int depth, std::string& out) {
+  constexpr size_t kLimit = 60;
+  if (out.size() > kLimit) return;
+  if (value.is_array() || value.is_object()) {
+    const bool array = value.is_array();
+    out += array ? '[' : '{';
+    if (depth == 0 && !value.empty()) out += "...";
+    bool first = true;
+    for (auto it = value.begin(); depth > 0 && it != value.end() && out.size() <= kLimit; ++it) {
+      if (!first) out += ',';
+      first = false;
+      if (!array) append(out, Json(it.key()).dump(), ":");
+      preview_into(it.value(), depth - 1, out);
+    }
+    out += array ? ']' : '}';
+  } else {
+    out += value.dump();
+  }
 }
 
-std::string_view string_field(const Json& value, const std::string& where,
-                              std::string_view field) {
+std::string preview(const Json& value) {
+  std::string out;
+  preview_into(value, 3, out);
+  if (out.size() > 60) {
+    size_t cut = 57;  // on a character boundary, so the message stays valid UTF-8
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out.resize(cut);
+    out += "...";
+  }
+  return out;
+}
+
+[[noreturn]] void field_error(const std::string& where, std::string_view field,
+                              std::string_view expected, const Json& got) {
+  fail(where, ": field ", field, ": expected ", expected, ", got ", preview(got));
+}
+
+std::string_view string_field(const Json& value, const std::string& where, std::string_view field) {
   if (!value.is_string()) field_error(where, field, "a string", value);
   return value.get_ref<const std::string&>();
 }
@@ -117,9 +152,15 @@ void encode_messages(const std::vector<Message>& messages, const Tokenizer& toke
     // inference template, which strips only the assistant's).
     const std::string_view content = utf8::python_strip(m.content);
     switch (m.role) {
-      case Role::System: append(text, "<|system|>\n", content, "\n"); break;
-      case Role::User: append(text, "<|user|>\n", content, "\n"); break;
-      case Role::Assistant: append(text, kAssistantTag, content, eos, "\n"); break;
+      case Role::System:
+        append(text, "<|system|>\n", content, "\n");
+        break;
+      case Role::User:
+        append(text, "<|user|>\n", content, "\n");
+        break;
+      case Role::Assistant:
+        append(text, kAssistantTag, content, eos, "\n");
+        break;
     }
     prefix_end.push_back(text.size());
   }
@@ -151,14 +192,13 @@ void encode_messages(const std::vector<Message>& messages, const Tokenizer& toke
 
 // encode_with_prompt_completion_format.
 void encode_prompt_completion(std::string_view prompt, std::string_view completion,
-                              const Tokenizer& tokenizer, int64_t max_seq_length,
-                              SftExample& out, bool* truncated) {
+                              const Tokenizer& tokenizer, int64_t max_seq_length, SftExample& out,
+                              bool* truncated) {
   const auto is_joint_space = [](char c) { return c == ' ' || c == '\n' || c == '\t'; };
   const bool spaced = (!prompt.empty() && is_joint_space(prompt.back())) ||
                       (!completion.empty() && is_joint_space(completion.front()));
   std::string text;
-  append(text, prompt, spaced ? "" : " ", completion,
-         tokenizer.id_to_piece(tokenizer.eos_id()));
+  append(text, prompt, spaced ? "" : " ", completion, tokenizer.id_to_piece(tokenizer.eos_id()));
   out.input_ids = encode_truncated(tokenizer, text, max_seq_length, truncated);
   out.labels = out.input_ids;
   mask(out.labels, 0, truncated_length(tokenizer, prompt, max_seq_length));
@@ -195,8 +235,8 @@ void encode_line(const std::string& text, const std::string& where, const Tokeni
     TULU_CHECK(bad == text.size(), where, ": invalid UTF-8 at byte ", bad + 1);
     const Json row = parse_json(text, where);
     result.example.line = result.line;
-    result.kept = encode_sft_row(row, tokenizer, max_seq_length, where, result.example,
-                                 &result.truncated);
+    result.kept =
+        encode_sft_row(row, tokenizer, max_seq_length, where, result.example, &result.truncated);
   } catch (const Error& e) {
     result.error = e.what();
   }
@@ -207,15 +247,17 @@ void encode_line(const std::string& text, const std::string& where, const Tokeni
 bool encode_sft_row(const Json& row, const Tokenizer& tokenizer, int64_t max_seq_length,
                     const std::string& where, SftExample& out, bool* truncated) {
   TULU_CHECK(max_seq_length >= 1, "max_seq_length must be at least 1, got ", max_seq_length);
-  TULU_CHECK(row.is_object(), where, ": expected a JSON object, got ", json_preview(row));
+  TULU_CHECK(row.is_object(), where, ": expected a JSON object, got ", preview(row));
   if (const Json* messages = find_field(row, "messages")) {
     encode_messages(parse_messages(*messages, where), tokenizer, max_seq_length, out, truncated);
   } else if (find_field(row, "prompt") != nullptr || find_field(row, "completion") != nullptr) {
     const Json* prompt = find_field(row, "prompt");
     const Json* completion = find_field(row, "completion");
-    TULU_CHECK(prompt != nullptr, where, ": field prompt: missing (a row with a completion needs "
+    TULU_CHECK(prompt != nullptr, where,
+               ": field prompt: missing (a row with a completion needs "
                "a prompt)");
-    TULU_CHECK(completion != nullptr, where, ": field completion: missing (a row with a prompt "
+    TULU_CHECK(completion != nullptr, where,
+               ": field completion: missing (a row with a prompt "
                "needs a completion)");
     encode_prompt_completion(string_field(*prompt, where, "prompt"),
                              string_field(*completion, where, "completion"), tokenizer,
@@ -233,6 +275,7 @@ SftDataset load_sft_jsonl(const std::string& path, const Tokenizer& tokenizer,
                           const SftDataOptions& options) {
   TULU_CHECK(options.max_seq_length >= 1, "max_seq_length must be at least 1, got ",
              options.max_seq_length);
+  TULU_CHECK(!is_directory(path), path, ": is a directory, not a JSONL file");
   std::ifstream in(path, std::ios::binary);
   TULU_CHECK(in.is_open(), path, ": cannot open the data file");
   ThreadPool pool(options.threads > 0 ? options.threads : default_thread_count());
@@ -283,10 +326,10 @@ SftDataset load_sft_jsonl(const std::string& path, const Tokenizer& tokenizer,
   }
 
   TULU_CHECK(dataset.rows_read > 0, path, ": no rows (the file is empty)");
-  TULU_CHECK(!dataset.examples.empty(), path, ": no usable row: ", dataset.rows_read,
-             " read, ", dataset.dropped_no_labels,
-             " without a target token after truncation at max_seq_length ",
-             options.max_seq_length, ", ", dataset.bad_rows, " bad",
+  TULU_CHECK(!dataset.examples.empty(), path, ": no usable row: ", dataset.rows_read, " read, ",
+             dataset.dropped_no_labels,
+             " without a target token after truncation at max_seq_length ", options.max_seq_length,
+             ", ", dataset.bad_rows, " bad",
              dataset.bad_rows > 0 ? str_cat(" (first: ", dataset.first_bad_row, ")") : "");
   return dataset;
 }

@@ -44,11 +44,11 @@ struct SftDataOptions {
 
 struct SftDataset {
   std::vector<SftExample> examples;
-  int64_t rows_read = 0;       // non-empty lines
+  int64_t rows_read = 0;  // non-empty lines
   int64_t dropped_no_labels = 0;
-  int64_t truncated = 0;       // rows cut at max_seq_length
-  int64_t bad_rows = 0;        // skipped (skip_bad_rows only)
-  std::string first_bad_row;   // the first skipped row's error message
+  int64_t truncated = 0;      // rows cut at max_seq_length
+  int64_t bad_rows = 0;       // skipped (skip_bad_rows only)
+  std::string first_bad_row;  // the first skipped row's error message
 };
 
 // Reads and tokenizes a JSONL file. Errors (tulu::Error) name the file, the 1-based line and

@@ -70,8 +70,8 @@ TEST(Batching, EveryEpochIsAPermutationCutIntoBatches) {
         for (bool shuffle : {false, true}) {
           BatchPlanOptions o{bs, 42, shuffle, buckets};
           for (int64_t epoch : {0, 1, 5}) {
-            SCOPED_TRACE(testing::Message() << "n=" << n << " bs=" << bs << " buckets="
-                                            << buckets << " shuffle=" << shuffle);
+            SCOPED_TRACE(testing::Message() << "n=" << n << " bs=" << bs << " buckets=" << buckets
+                                            << " shuffle=" << shuffle);
             const auto plan = plan_epoch(lengths, o, epoch);
             expect_permutation(plan, n);
             expect_batch_sizes(plan, n, static_cast<size_t>(bs));
@@ -90,7 +90,8 @@ TEST(Batching, DeterministicPerSeedAndEpochAndDifferentAcrossThem) {
     EXPECT_EQ(plan_epoch(lengths, o, 3), plan_epoch(lengths, o, 3));  // no hidden state
     EXPECT_EQ(plan_epoch(lengths, o, 0), e0);
     std::set<std::vector<int64_t>> orders;
-    for (int64_t epoch = 0; epoch < 10; ++epoch) orders.insert(flatten(plan_epoch(lengths, o, epoch)));
+    for (int64_t epoch = 0; epoch < 10; ++epoch)
+      orders.insert(flatten(plan_epoch(lengths, o, epoch)));
     EXPECT_EQ(orders.size(), 10u);
     BatchPlanOptions other = o;
     other.seed = 43;
@@ -136,7 +137,8 @@ TEST(Batching, ShuffleIsUniform) {
   const std::vector<int64_t> lengths(4, 1);
   std::map<std::vector<int64_t>, int> counts;
   const int epochs = 24000;
-  for (int64_t e = 0; e < epochs; ++e) counts[flatten(plan_epoch(lengths, {1, 7, true, false}, e))]++;
+  for (int64_t e = 0; e < epochs; ++e)
+    counts[flatten(plan_epoch(lengths, {1, 7, true, false}, e))]++;
   ASSERT_EQ(counts.size(), 24u);
   const double expected = epochs / 24.0;
   double chi2 = 0;
@@ -145,7 +147,8 @@ TEST(Batching, ShuffleIsUniform) {
   // And each position sees each item equally often over one long list (first position).
   std::vector<int> first(100, 0);
   const std::vector<int64_t> hundred(100, 1);
-  for (int64_t e = 0; e < 20000; ++e) first[static_cast<size_t>(plan_epoch(hundred, {100, 3, true, false}, e)[0][0])]++;
+  for (int64_t e = 0; e < 20000; ++e)
+    first[static_cast<size_t>(plan_epoch(hundred, {100, 3, true, false}, e)[0][0])]++;
   for (int c : first) {
     EXPECT_GT(c, 200 - 80);
     EXPECT_LT(c, 200 + 80);

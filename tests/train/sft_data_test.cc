@@ -5,10 +5,10 @@
 // open-instruct is tests/py/test_sft_data_reference.py.
 #include "train/sft_data.h"
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -27,7 +27,9 @@ const Tokenizer& llama() {
   return *tokenizer;
 }
 
-std::vector<int> encode(const std::string& text) { return llama().encode(text, true); }
+std::vector<int> encode(const std::string& text) {
+  return llama().encode(text, true);
+}
 
 struct Encoded {
   SftExample example;
@@ -37,8 +39,8 @@ struct Encoded {
 
 Encoded encode_row(const std::string& json, int64_t max_seq_length = 8192) {
   Encoded e;
-  e.kept = encode_sft_row(Json::parse(json), llama(), max_seq_length, "row", e.example,
-                          &e.truncated);
+  e.kept =
+      encode_sft_row(Json::parse(json), llama(), max_seq_length, "row", e.example, &e.truncated);
   EXPECT_EQ(e.example.input_ids.size(), e.example.labels.size());
   return e;
 }
@@ -67,8 +69,7 @@ TEST(SftData, SingleTurnMasksEverythingButTheAnswerAndEos) {
                        {"role": "assistant", "content": "It is 4."}], "id": "x"})");
   ASSERT_TRUE(e.kept);
   EXPECT_FALSE(e.truncated);
-  EXPECT_EQ(e.example.input_ids,
-            encode("<|user|>\nWhat is 2+2?\n<|assistant|>\nIt is 4.</s>"));
+  EXPECT_EQ(e.example.input_ids, encode("<|user|>\nWhat is 2+2?\n<|assistant|>\nIt is 4.</s>"));
   const auto spans = target_spans(e.example);
   ASSERT_EQ(spans.size(), 1u);
   EXPECT_EQ(spans[0].first, encode("<|user|>\nWhat is 2+2?\n<|assistant|>\n").size());
@@ -224,6 +225,15 @@ TEST(SftData, BadRowsNameTheField) {
   EXPECT_EQ(row_error(R"({"prompt": 1, "completion": "c"})"),
             "f.jsonl:3: field prompt: expected a string, got 1");
   EXPECT_EQ(row_error(R"({"text": false})"), "f.jsonl:3: field text: expected a string, got false");
+  // Long and deep values are cut short in the message (and never recursed into deeply).
+  EXPECT_EQ(row_error(R"({"text": {"a": [1, [2, [3, [4]]]]}})"),
+            "f.jsonl:3: field text: expected a string, got {\"a\":[1,[2,[...]]]}");
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_EQ(row_error(R"({"text": )" + deep + "}"),
+            "f.jsonl:3: field text: expected a string, got [[[[...]]]]");
+  const std::string long_value = R"({"text": [")" + std::string(54, 'x') + "\xC3\xA9\xC3\xA9\"]}";
+  EXPECT_EQ(row_error(long_value), "f.jsonl:3: field text: expected a string, got [\"" +
+                                       std::string(54, 'x') + "...");  // not inside the é
 }
 
 class SftFile : public ::testing::Test {
@@ -255,10 +265,10 @@ const std::string kGood =
 
 TEST_F(SftFile, CountsAndLineNumbers) {
   const std::string long_words(200, 'w');
-  const std::string path = write(
-      "d.jsonl", kGood + "\n\n   \r\n" + R"({"messages": [{"role": "user", "content": ")" +
-                     long_words + R"("}]})" + "\n" + R"({"text": ")" + long_words + R"("})" +
-                     "\r\n" + R"({"prompt": "p", "completion": "c"})");  // no final newline
+  const std::string path =
+      write("d.jsonl", kGood + "\n\n   \r\n" + R"({"messages": [{"role": "user", "content": ")" +
+                           long_words + R"("}]})" + "\n" + R"({"text": ")" + long_words + R"("})" +
+                           "\r\n" + R"({"prompt": "p", "completion": "c"})");  // no final newline
   SftDataOptions options;
   options.max_seq_length = static_cast<int64_t>(encode("<|user|>\na\n<|assistant|>\nb</s>").size());
   const SftDataset d = load_sft_jsonl(path, llama(), options);
@@ -274,12 +284,11 @@ TEST_F(SftFile, CountsAndLineNumbers) {
 }
 
 TEST_F(SftFile, BadLinesAreErrorsOrCountedWithSkip) {
-  const std::string path = write(
-      "bad.jsonl", kGood + "\n" + R"({"messages": [{"role": "user", "content": 7}]})" + "\n" +
-                       "{not json\n" + "\"just a string\"\n" + "{\"text\": \"caf\xC3\"}\n" +
-                       "{\"text\": \"ok\"} trailing\n" + kGood + "\n");
-  EXPECT_EQ(load_error(path),
-            path + ":2: field messages[0].content: expected a string, got 7");
+  const std::string path =
+      write("bad.jsonl", kGood + "\n" + R"({"messages": [{"role": "user", "content": 7}]})" + "\n" +
+                             "{not json\n" + "\"just a string\"\n" + "{\"text\": \"caf\xC3\"}\n" +
+                             "{\"text\": \"ok\"} trailing\n" + kGood + "\n");
+  EXPECT_EQ(load_error(path), path + ":2: field messages[0].content: expected a string, got 7");
   SftDataOptions skip;
   skip.skip_bad_rows = true;
   const SftDataset d = load_sft_jsonl(path, llama(), skip);
@@ -305,15 +314,16 @@ TEST_F(SftFile, BadLinesAreErrorsOrCountedWithSkip) {
 TEST_F(SftFile, EmptyOrUselessFilesAreErrors) {
   EXPECT_THAT(load_error(write("empty.jsonl", "")), HasSubstr("empty.jsonl: no rows"));
   EXPECT_THAT(load_error(write("blank.jsonl", "\n \n\t\n")), HasSubstr("blank.jsonl: no rows"));
-  const std::string prompts =
-      write("p.jsonl", R"({"messages": [{"role": "user", "content": "x"}]})" "\n");
+  const std::string prompts = write("p.jsonl", R"({"messages": [{"role": "user", "content": "x"}]})"
+                                               "\n");
   EXPECT_THAT(load_error(prompts), HasSubstr("p.jsonl: no usable row: 1 read, 1 without a target"));
   SftDataOptions skip;
   skip.skip_bad_rows = true;
   EXPECT_THAT(load_error(write("allbad.jsonl", "1\n2\n"), skip),
               HasSubstr("no usable row: 2 read, 0 without a target token after truncation at "
                         "max_seq_length 8192, 2 bad (first: "));
-  EXPECT_THAT(load_error((dir_ / "missing.jsonl").string()), HasSubstr("missing.jsonl: cannot open"));
+  EXPECT_THAT(load_error((dir_ / "missing.jsonl").string()),
+              HasSubstr("missing.jsonl: cannot open"));
   SftDataOptions zero;
   zero.max_seq_length = 0;
   EXPECT_THAT(load_error(write("z.jsonl", kGood), zero), HasSubstr("max_seq_length"));
@@ -324,11 +334,21 @@ TEST_F(SftFile, ThreadCountDoesNotChangeTheResult) {
   std::string content;
   for (int i = 0; i < 5000; ++i) {
     switch (i % 5) {
-      case 0: content += kGood; break;
-      case 1: content += R"({"text": "row )" + std::to_string(i) + R"( with some words"})"; break;
-      case 2: content += R"({"messages": [{"role": "user", "content": "q"}]})"; break;
-      case 3: content += R"({"prompt": "p )" + std::to_string(i) + R"(", "completion": "c"})"; break;
-      default: content += i % 1000 == 4 ? "bad" : kGood; break;
+      case 0:
+        content += kGood;
+        break;
+      case 1:
+        content += R"({"text": "row )" + std::to_string(i) + R"( with some words"})";
+        break;
+      case 2:
+        content += R"({"messages": [{"role": "user", "content": "q"}]})";
+        break;
+      case 3:
+        content += R"({"prompt": "p )" + std::to_string(i) + R"(", "completion": "c"})";
+        break;
+      default:
+        content += i % 1000 == 4 ? "bad" : kGood;
+        break;
     }
     content += "\n";
   }
