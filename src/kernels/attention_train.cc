@@ -2,12 +2,14 @@
 // cut into blocks of kBlockRows, and block [r0, r1) only multiplies against key/value rows
 // [0, r1) (≈ 56 % of the full T×T work at T = 512 instead of 100 %). GEMMs are
 // single-threaded OpenBLAS calls inside our pool's tasks (see matmul.cc); the row-wise
-// softmax / dS steps are Highway (runtime dispatch).
-//   forward:  tasks are (head, row block) pairs, all independent;
-//   backward: tasks are query heads; a head's dK/dV go straight into dk/dv when each kv
-//             head has one query head, else into that head's own partial [T, head_dim]
-//             pair in scratch, summed per kv head in head order afterwards. Either way the
-//             result does not depend on the thread count.
+// softmax / dS steps are Highway (runtime dispatch). Work units, dealt dynamically to the
+// pool's threads (most expensive first):
+//   forward:  (sequence, head, row block), all independent;
+//   backward: (sequence, query head); its dK/dV go straight into dk/dv when each kv head
+//             has one query head, else into the unit's own [length, head_dim] partials in
+//             scratch, summed per kv head in head order afterwards.
+// No unit's arithmetic depends on which thread runs it, so results are the same bits for
+// every thread count, and a packed call gives the bits of one call per sequence.
 #include "kernels/attention_train.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -96,8 +98,10 @@ HWY_AFTER_NAMESPACE();
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <mutex>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/attention_train_ref.h"
@@ -119,7 +123,9 @@ void set_blas_single_threaded() {  // see matmul.cc
   std::call_once(once, [] { openblas_set_num_threads(1); });
 }
 
-blasint blas_int(int64_t v) { return static_cast<blasint>(v); }
+blasint blas_int(int64_t v) {
+  return static_cast<blasint>(v);
+}
 
 void check_shape(const AttentionShape& shape) {
   TULU_CHECK(shape.heads > 0 && shape.kv_heads > 0 && shape.head_dim > 0 &&
@@ -128,13 +134,28 @@ void check_shape(const AttentionShape& shape) {
              " head_dim=", shape.head_dim);
 }
 
-int64_t block_rows(int64_t seq_len) { return std::min(kBlockRows, seq_len); }
+void check_starts(std::span<const int64_t> starts) {
+  TULU_CHECK(!starts.empty() && starts[0] >= 0,
+             "attention_train: sequence starts must begin at a "
+             "row ≥ 0 (",
+             starts.size(), " given)");
+  for (size_t s = 1; s < starts.size(); ++s) {
+    TULU_CHECK(starts[s] >= starts[s - 1], "attention_train: sequence start ", s, " (", starts[s],
+               ") is before the previous one (", starts[s - 1], ")");
+  }
+}
 
-// Block j of n in an order that pairs cheap and expensive blocks (0, n−1, 1, n−2, ...), so
-// that round-robin dealing gives every thread a similar share of the triangle.
-int64_t zigzag_block(int64_t j, int64_t n) { return j % 2 == 0 ? j / 2 : n - 1 - j / 2; }
+int64_t longest(std::span<const int64_t> starts) {
+  int64_t result = 0;
+  for (size_t s = 1; s < starts.size(); ++s) result = std::max(result, starts[s] - starts[s - 1]);
+  return result;
+}
 
-// gemm C[m, n] = alpha · op(A) · op(B) + beta · C, row-major.
+int64_t block_rows(int64_t seq_len) {
+  return std::min(kBlockRows, seq_len);
+}
+
+// C[m, n] = alpha · op(A) · op(B) + beta · C, row-major, on the calling thread.
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
@@ -142,122 +163,234 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
               blas_int(lda), b, blas_int(ldb), beta, c, blas_int(ldc));
 }
 
+// A unit of work: (sequence, query head) and, for the forward, one row block of it. cost
+// orders the units, most expensive first, for the dynamic dealing below.
+struct WorkUnit {
+  int64_t first = 0, length = 0;  // the sequence's rows in the packed batch
+  int64_t head = 0;
+  int64_t r0 = 0, r1 = 0;  // forward: query rows [r0, r1) of the sequence
+  int64_t cost = 0;
+};
+
+// Runs unit(slot, u) for every unit over the pool: each of the pool's threads (its slot
+// index selects its scratch) takes the next unit from a shared counter, so long sequences'
+// units go first and the rest fill in. Which thread runs a unit never changes its result.
+template <typename Fn>
+void run_units(std::vector<WorkUnit>& units, ThreadPool& pool, const Fn& unit) {
+  std::stable_sort(units.begin(), units.end(),
+                   [](const WorkUnit& a, const WorkUnit& b) { return a.cost > b.cost; });
+  std::atomic<size_t> next{0};
+  const auto slots = std::min<size_t>(static_cast<size_t>(pool.num_threads()), units.size());
+  pool.parallel_for(slots, 1, [&](size_t begin, size_t end) {
+    for (size_t slot = begin; slot < end; ++slot) {
+      for (size_t u = next.fetch_add(1); u < units.size(); u = next.fetch_add(1))
+        unit(slot, units[u]);
+    }
+  });
+}
+
+// Forward of one (sequence, head, row block): S = scale·Q Kᵀ over key rows [0, r1), causal
+// softmax with lse, O = P V.
+void forward_block(const float* q, const float* k, const float* v, const AttentionShape& shape,
+                   const WorkUnit& unit, float* out, float* lse, float* scores) {
+  const int group = shape.heads / shape.kv_heads;
+  const int64_t hd = shape.head_dim, q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  const int64_t h = unit.head, r0 = unit.r0, r1 = unit.r1, rows = r1 - r0;
+  const float* k_g = k + unit.first * kv_dim + (h / group) * hd;
+  const float* v_g = v + unit.first * kv_dim + (h / group) * hd;
+  gemm(false, true, rows, r1, hd, scale, q + (unit.first + r0) * q_dim + h * hd, q_dim, k_g, kv_dim,
+       0.0f, scores, r1);
+  HWY_DYNAMIC_DISPATCH(CausalSoftmaxLseImpl)
+  (scores, rows, r1, r0, lse + unit.first * shape.heads + h * unit.length + r0);
+  gemm(false, false, rows, hd, r1, 1.0f, scores, r1, v_g, kv_dim, 0.0f,
+       out + (unit.first + r0) * q_dim + h * hd, q_dim);
+}
+
+// Backward of one (sequence, head): dQ rows written; dK/dV of the head's kv rows written to
+// dk_h/dv_h (row stride ld), which are zeroed first.
+void backward_head(const float* q, const float* k, const float* v, const float* out,
+                   const float* lse, const float* dout, const AttentionShape& shape,
+                   const WorkUnit& unit, float* dq, float* dk_h, float* dv_h, int64_t ld,
+                   float* probs, float* dprobs) {
+  const int group = shape.heads / shape.kv_heads;
+  const int64_t hd = shape.head_dim, q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  const int64_t h = unit.head, seq_len = unit.length;
+  const int64_t row_offset = unit.first * q_dim + h * hd;  // element (0, head h) of q-like rows
+  const float* k_g = k + unit.first * kv_dim + (h / group) * hd;
+  const float* v_g = v + unit.first * kv_dim + (h / group) * hd;
+  const float* lse_h = lse + unit.first * shape.heads + h * seq_len;
+  for (int64_t t = 0; t < seq_len; ++t) {
+    std::fill(dk_h + t * ld, dk_h + t * ld + hd, 0.0f);
+    std::fill(dv_h + t * ld, dv_h + t * ld + hd, 0.0f);
+  }
+  const int64_t block = block_rows(seq_len);
+  for (int64_t r0 = 0; r0 < seq_len; r0 += block) {
+    const int64_t r1 = std::min(seq_len, r0 + block), rows = r1 - r0;
+    const float* q_blk = q + row_offset + r0 * q_dim;
+    const float* dout_blk = dout + row_offset + r0 * q_dim;
+    // S (scaled) and dP = dO·Vᵀ over the visible key rows [0, r1).
+    gemm(false, true, rows, r1, hd, scale, q_blk, q_dim, k_g, kv_dim, 0.0f, probs, r1);
+    gemm(false, true, rows, r1, hd, 1.0f, dout_blk, q_dim, v_g, kv_dim, 0.0f, dprobs, r1);
+    HWY_DYNAMIC_DISPATCH(SoftmaxGradImpl)
+    (probs, dprobs, rows, r1, r0, lse_h + r0, dout_blk, out + row_offset + r0 * q_dim, q_dim,
+     shape.head_dim);
+    // dV[0:r1] += Pᵀ·dO;  dQ = scale·dS·K;  dK[0:r1] += scale·dSᵀ·Q.
+    gemm(true, false, r1, hd, rows, 1.0f, probs, r1, dout_blk, q_dim, 1.0f, dv_h, ld);
+    gemm(false, false, rows, hd, r1, scale, dprobs, r1, k_g, kv_dim, 0.0f,
+         dq + row_offset + r0 * q_dim, q_dim);
+    gemm(true, false, r1, hd, rows, scale, dprobs, r1, q_blk, q_dim, 1.0f, dk_h, ld);
+  }
+}
+
+int64_t partial_floats(std::span<const int64_t> starts, const AttentionShape& shape) {
+  const int group = shape.kv_heads > 0 ? shape.heads / shape.kv_heads : 1;
+  if (group <= 1) return 0;
+  return static_cast<int64_t>(shape.heads) * 2 * (starts.back() - starts.front()) * shape.head_dim;
+}
+
 }  // namespace
 
+int64_t attention_train_packed_scratch_floats(std::span<const int64_t> starts,
+                                              const AttentionShape& shape, int threads) {
+  if (starts.empty()) return 0;
+  const int64_t max_len = longest(starts);
+  return static_cast<int64_t>(std::max(1, threads)) * 2 * block_rows(max_len) * max_len +
+         partial_floats(starts, shape);
+}
+
 int64_t attention_train_scratch_floats(int64_t seq_len, const AttentionShape& shape, int threads) {
-  const int64_t per_thread = 2 * block_rows(seq_len) * seq_len;  // P and dP blocks
-  const int group = shape.kv_heads > 0 ? shape.heads / shape.kv_heads : 1;
-  const int64_t partials =
-      group > 1 ? static_cast<int64_t>(shape.heads) * 2 * seq_len * shape.head_dim : 0;
-  return static_cast<int64_t>(std::max(1, threads)) * per_thread + partials;
+  const int64_t starts[] = {0, std::max<int64_t>(seq_len, 0)};
+  return attention_train_packed_scratch_floats(starts, shape, threads);
+}
+
+void attention_train_forward_packed(const float* q, const float* k, const float* v,
+                                    std::span<const int64_t> starts, const AttentionShape& shape,
+                                    float* out, float* lse, float* scratch, ThreadPool& pool) {
+  check_shape(shape);
+  check_starts(starts);
+  const int64_t max_len = longest(starts);
+  if (max_len == 0) return;
+  if (force_generic_kernels()) {
+    for (size_t s = 0; s + 1 < starts.size(); ++s) {
+      const int64_t first = starts[s];
+      attention_train_forward_ref(q + first * shape.q_dim(), k + first * shape.kv_dim(),
+                                  v + first * shape.kv_dim(), starts[s + 1] - first, shape,
+                                  out + first * shape.q_dim(), lse + first * shape.heads);
+    }
+    return;
+  }
+  set_blas_single_threaded();
+  std::vector<WorkUnit> units;
+  for (size_t s = 0; s + 1 < starts.size(); ++s) {
+    const int64_t first = starts[s], length = starts[s + 1] - first;
+    const int64_t block = block_rows(length);
+    for (int64_t h = 0; h < shape.heads; ++h) {
+      for (int64_t r0 = 0; r0 < length; r0 += block) {
+        const int64_t r1 = std::min(length, r0 + block);
+        units.push_back({first, length, h, r0, r1, (r1 - r0) * r1});
+      }
+    }
+  }
+  const int64_t scores_floats = 2 * block_rows(max_len) * max_len;
+  run_units(units, pool, [&](size_t slot, const WorkUnit& unit) {
+    forward_block(q, k, v, shape, unit, out, lse,
+                  scratch + static_cast<int64_t>(slot) * scores_floats);
+  });
+}
+
+void attention_train_backward_packed(const float* q, const float* k, const float* v,
+                                     const float* out, const float* lse, const float* dout,
+                                     std::span<const int64_t> starts, const AttentionShape& shape,
+                                     float* dq, float* dk, float* dv, float* scratch,
+                                     ThreadPool& pool) {
+  check_shape(shape);
+  check_starts(starts);
+  const int64_t max_len = longest(starts);
+  if (max_len == 0) return;
+  const int64_t q_dim = shape.q_dim(), kv_dim = shape.kv_dim(), hd = shape.head_dim;
+  if (force_generic_kernels()) {
+    for (size_t s = 0; s + 1 < starts.size(); ++s) {
+      const int64_t first = starts[s];
+      attention_train_backward_ref(q + first * q_dim, k + first * kv_dim, v + first * kv_dim,
+                                   out + first * q_dim, lse + first * shape.heads,
+                                   dout + first * q_dim, starts[s + 1] - first, shape,
+                                   dq + first * q_dim, dk + first * kv_dim, dv + first * kv_dim);
+    }
+    return;
+  }
+  set_blas_single_threaded();
+  const int group = shape.heads / shape.kv_heads;
+  const int64_t block_floats = block_rows(max_len) * max_len;
+  // With GQA, each (sequence, head) pair's dK/dV go to its own [length, head_dim] pair of
+  // partials (at 2·head_dim·(first·heads + head·length)), summed per kv head afterwards.
+  float* partials = scratch + static_cast<int64_t>(pool.num_threads()) * 2 * block_floats;
+  const int64_t base = starts.front();
+  std::vector<WorkUnit> units;
+  for (size_t s = 0; s + 1 < starts.size(); ++s) {
+    const int64_t first = starts[s], length = starts[s + 1] - first;
+    if (length == 0) continue;
+    for (int64_t h = 0; h < shape.heads; ++h)
+      units.push_back({first, length, h, 0, length, length * length});
+  }
+  run_units(units, pool, [&](size_t slot, const WorkUnit& unit) {
+    float* probs = scratch + static_cast<int64_t>(slot) * 2 * block_floats;
+    float *dk_h, *dv_h;
+    int64_t ld;
+    if (group == 1) {
+      dk_h = dk + unit.first * kv_dim + unit.head * hd;
+      dv_h = dv + unit.first * kv_dim + unit.head * hd;
+      ld = kv_dim;
+    } else {
+      dk_h = partials + 2 * hd * ((unit.first - base) * shape.heads + unit.head * unit.length);
+      dv_h = dk_h + unit.length * hd;
+      ld = hd;
+    }
+    backward_head(q, k, v, out, lse, dout, shape, unit, dq, dk_h, dv_h, ld, probs,
+                  probs + block_floats);
+  });
+  if (group == 1) return;
+  // dk/dv row t, kv head g = Σ over its query heads, in head order, of their partials.
+  const int64_t total = starts.back() - base;
+  pool.parallel_for(static_cast<size_t>(total), 16, [&](size_t begin, size_t end) {
+    for (auto row = static_cast<int64_t>(begin); row < static_cast<int64_t>(end); ++row) {
+      const int64_t t = base + row;  // packed row; find its sequence
+      const auto next = std::upper_bound(starts.begin(), starts.end(), t);
+      const int64_t first = *(next - 1), length = *next - first, at = t - first;
+      for (int g = 0; g < shape.kv_heads; ++g) {
+        float* dk_row = dk + t * kv_dim + g * hd;
+        float* dv_row = dv + t * kv_dim + g * hd;
+        std::fill(dk_row, dk_row + hd, 0.0f);
+        std::fill(dv_row, dv_row + hd, 0.0f);
+        for (int64_t h = static_cast<int64_t>(g) * group; h < (g + 1) * group; ++h) {
+          const float* pk =
+              partials + 2 * hd * ((first - base) * shape.heads + h * length) + at * hd;
+          const float* pv = pk + length * hd;
+          for (int64_t j = 0; j < hd; ++j) {
+            dk_row[j] += pk[j];
+            dv_row[j] += pv[j];
+          }
+        }
+      }
+    }
+  });
 }
 
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t seq_len,
                              const AttentionShape& shape, float* out, float* lse, float* scratch,
                              ThreadPool& pool) {
-  check_shape(shape);
-  if (seq_len <= 0) return;
-  if (force_generic_kernels())
-    return attention_train_forward_ref(q, k, v, seq_len, shape, out, lse);
-  set_blas_single_threaded();
-  const int group = shape.heads / shape.kv_heads;
-  const int64_t hd = shape.head_dim, q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
-  const int64_t block = block_rows(seq_len), blocks = (seq_len + block - 1) / block;
-  const int64_t items = shape.heads * blocks;
-  const auto slots = std::min<int64_t>(pool.num_threads(), items);
-  pool.parallel_for(static_cast<size_t>(slots), 1, [&](size_t begin, size_t end) {
-    for (auto slot = static_cast<int64_t>(begin); slot < static_cast<int64_t>(end); ++slot) {
-      float* scores = scratch + slot * 2 * block * seq_len;
-      for (int64_t item = slot; item < items; item += slots) {
-        const int64_t h = item / blocks, b = zigzag_block(item % blocks, blocks);
-        const int64_t r0 = b * block, r1 = std::min(seq_len, r0 + block), rows = r1 - r0;
-        const float* k_g = k + (h / group) * hd;
-        const float* v_g = v + (h / group) * hd;
-        gemm(false, true, rows, r1, hd, scale, q + r0 * q_dim + h * hd, q_dim, k_g, kv_dim, 0.0f,
-             scores, r1);
-        HWY_DYNAMIC_DISPATCH(CausalSoftmaxLseImpl)(scores, rows, r1, r0, lse + h * seq_len + r0);
-        gemm(false, false, rows, hd, r1, 1.0f, scores, r1, v_g, kv_dim, 0.0f,
-             out + r0 * q_dim + h * hd, q_dim);
-      }
-    }
-  });
+  const int64_t starts[] = {0, std::max<int64_t>(seq_len, 0)};
+  attention_train_forward_packed(q, k, v, starts, shape, out, lse, scratch, pool);
 }
 
 void attention_train_backward(const float* q, const float* k, const float* v, const float* out,
                               const float* lse, const float* dout, int64_t seq_len,
                               const AttentionShape& shape, float* dq, float* dk, float* dv,
                               float* scratch, ThreadPool& pool) {
-  check_shape(shape);
-  if (seq_len <= 0) return;
-  if (force_generic_kernels())
-    return attention_train_backward_ref(q, k, v, out, lse, dout, seq_len, shape, dq, dk, dv);
-  set_blas_single_threaded();
-  const int group = shape.heads / shape.kv_heads;
-  const int64_t hd = shape.head_dim, q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
-  const int64_t block = block_rows(seq_len), blocks = (seq_len + block - 1) / block;
-  const int threads = pool.num_threads();
-  float* partials = scratch + static_cast<int64_t>(threads) * 2 * block * seq_len;
-  const auto slots = std::min<int64_t>(threads, shape.heads);
-  pool.parallel_for(static_cast<size_t>(slots), 1, [&](size_t begin, size_t end) {
-    for (auto slot = static_cast<int64_t>(begin); slot < static_cast<int64_t>(end); ++slot) {
-      float* probs = scratch + slot * 2 * block * seq_len;
-      float* dprobs = probs + block * seq_len;
-      for (int64_t h = slot; h < shape.heads; h += slots) {
-        const int64_t kv_offset = (h / group) * hd;
-        const float* q_h = q + h * hd;
-        const float* dout_h = dout + h * hd;
-        float *dk_h, *dv_h;
-        int64_t ld;  // row stride of dk_h / dv_h
-        if (group == 1) {
-          dk_h = dk + kv_offset, dv_h = dv + kv_offset, ld = kv_dim;
-        } else {
-          dk_h = partials + h * 2 * seq_len * hd, dv_h = dk_h + seq_len * hd, ld = hd;
-        }
-        for (int64_t t = 0; t < seq_len; ++t) {
-          std::fill(dk_h + t * ld, dk_h + t * ld + hd, 0.0f);
-          std::fill(dv_h + t * ld, dv_h + t * ld + hd, 0.0f);
-        }
-        for (int64_t b = 0; b < blocks; ++b) {
-          const int64_t r0 = b * block, r1 = std::min(seq_len, r0 + block), rows = r1 - r0;
-          const float* q_blk = q_h + r0 * q_dim;
-          const float* dout_blk = dout_h + r0 * q_dim;
-          // S (scaled) and dP = dO·Vᵀ over the visible key columns [0, r1).
-          gemm(false, true, rows, r1, hd, scale, q_blk, q_dim, k + kv_offset, kv_dim, 0.0f, probs,
-               r1);
-          gemm(false, true, rows, r1, hd, 1.0f, dout_blk, q_dim, v + kv_offset, kv_dim, 0.0f,
-               dprobs, r1);
-          HWY_DYNAMIC_DISPATCH(SoftmaxGradImpl)
-          (probs, dprobs, rows, r1, r0, lse + h * seq_len + r0, dout_blk, out + r0 * q_dim + h * hd,
-           q_dim, shape.head_dim);
-          // dV[0:r1] += Pᵀ·dO;  dQ = scale·dS·K;  dK[0:r1] += scale·dSᵀ·Q.
-          gemm(true, false, r1, hd, rows, 1.0f, probs, r1, dout_blk, q_dim, 1.0f, dv_h, ld);
-          gemm(false, false, rows, hd, r1, scale, dprobs, r1, k + kv_offset, kv_dim, 0.0f,
-               dq + r0 * q_dim + h * hd, q_dim);
-          gemm(true, false, r1, hd, rows, scale, dprobs, r1, q_blk, q_dim, 1.0f, dk_h, ld);
-        }
-      }
-    }
-  });
-  if (group == 1) return;
-  // dk/dv row t, kv head g = Σ over its query heads (in head order) of their partials.
-  pool.parallel_for(static_cast<size_t>(seq_len), 16, [&](size_t begin, size_t end) {
-    for (auto t = static_cast<int64_t>(begin); t < static_cast<int64_t>(end); ++t) {
-      for (int g = 0; g < shape.kv_heads; ++g) {
-        float* dk_row = dk + t * kv_dim + g * hd;
-        float* dv_row = dv + t * kv_dim + g * hd;
-        for (int64_t h = static_cast<int64_t>(g) * group; h < (g + 1) * group; ++h) {
-          const float* pk = partials + h * 2 * seq_len * hd + t * hd;
-          const float* pv = pk + seq_len * hd;
-          for (int64_t j = 0; j < hd; ++j) {
-            dk_row[j] = (h == g * group ? 0.0f : dk_row[j]) + pk[j];
-            dv_row[j] = (h == g * group ? 0.0f : dv_row[j]) + pv[j];
-          }
-        }
-      }
-    }
-  });
+  const int64_t starts[] = {0, std::max<int64_t>(seq_len, 0)};
+  attention_train_backward_packed(q, k, v, out, lse, dout, starts, shape, dq, dk, dv, scratch,
+                                  pool);
 }
 
 }  // namespace tulu

@@ -126,7 +126,7 @@ CrossEntropyStats cross_entropy(float* logits, const int* targets, int64_t rows,
         continue;
       }
       row_loss[r] = HWY_DYNAMIC_DISPATCH(CrossEntropyRowImpl)(row, vocab, targets[r], scale,
-                                                               compute_grad, &row_argmax[r]);
+                                                              compute_grad, &row_argmax[r]);
     }
   });
   CrossEntropyStats stats;

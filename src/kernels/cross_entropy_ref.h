@@ -31,8 +31,8 @@ CrossEntropyStats cross_entropy_ref(T* logits, const int* targets, int64_t rows,
     const T target_logit = row[target];
     double sum = 0;
     for (int64_t i = 0; i < vocab; ++i) sum += static_cast<double>(std::exp(row[i] - max_value));
-    stats.loss_sum += std::log(sum) + static_cast<double>(max_value) -
-                      static_cast<double>(target_logit);
+    stats.loss_sum +=
+        std::log(sum) + static_cast<double>(max_value) - static_cast<double>(target_logit);
     stats.tokens += 1;
     stats.correct += argmax == target ? 1 : 0;
     if (compute_grad) {

@@ -67,7 +67,9 @@ void set_blas_single_threaded() {
   std::call_once(once, [] { openblas_set_num_threads(1); });
 }
 
-blasint blas_int(int64_t v) { return static_cast<blasint>(v); }
+blasint blas_int(int64_t v) {
+  return static_cast<blasint>(v);
+}
 
 }  // namespace
 
@@ -97,8 +99,8 @@ void parallel_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
       const auto [col0, col1] = unit_range(n, grid.col_parts, task % grid.col_parts);
       const float* a_block = trans_a ? a + row0 : a + row0 * lda;  // rows of op(A)
       const float* b_block = trans_b ? b + col0 * ldb : b + col0;  // columns of op(B)
-      cblas_sgemm(CblasRowMajor, ta, tb, blas_int(row1 - row0), blas_int(col1 - col0),
-                  blas_int(k), alpha, a_block, blas_int(lda), b_block, blas_int(ldb), beta,
+      cblas_sgemm(CblasRowMajor, ta, tb, blas_int(row1 - row0), blas_int(col1 - col0), blas_int(k),
+                  alpha, a_block, blas_int(lda), b_block, blas_int(ldb), beta,
                   c + row0 * ldc + col0, blas_int(ldc));
     }
   });

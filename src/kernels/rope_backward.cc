@@ -56,8 +56,7 @@ void rope_apply_inverse(float* dx, int64_t rows, int64_t row_stride, int heads, 
   if (force_generic_kernels())
     return rope_inverse_ref(dx, rows, row_stride, heads, first_position, table);
   HWY_DYNAMIC_DISPATCH(RopeInverseImpl)
-  (dx, rows, row_stride, heads, first_position, table.head_dim, table.cos.data(),
-   table.sin.data());
+  (dx, rows, row_stride, heads, first_position, table.head_dim, table.cos.data(), table.sin.data());
 }
 
 }  // namespace tulu

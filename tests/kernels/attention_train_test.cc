@@ -3,6 +3,7 @@
 // blocked-GEMM paths against the double references on MHA / GQA (kv_heads 1 and 2), seq_len
 // 1 to 200 (one to four row blocks, odd tails), head_dim 64 and odd ones, 1–3 threads and
 // every Highway target; bit-identical results for every thread count.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -58,9 +59,9 @@ TEST(AttentionTrain, ReferenceBackwardMatchesFiniteDifferences) {
     int64_t seq_len;
   } cases[] = {{{4, 2, 3}, 5}, {{3, 1, 4}, 4}, {{2, 2, 6}, 3}, {{2, 1, 2}, 1}};
   for (const auto& c : cases) {
-    SCOPED_TRACE(::testing::Message() << "heads=" << c.shape.heads << " kv_heads="
-                                      << c.shape.kv_heads << " head_dim=" << c.shape.head_dim
-                                      << " seq_len=" << c.seq_len);
+    SCOPED_TRACE(::testing::Message()
+                 << "heads=" << c.shape.heads << " kv_heads=" << c.shape.kv_heads
+                 << " head_dim=" << c.shape.head_dim << " seq_len=" << c.seq_len);
     Inputs in(c.seq_len, c.shape, 7);
     auto q = to_double(in.q), k = to_double(in.k), v = to_double(in.v);
     const auto dout = to_double(in.dout);
@@ -121,54 +122,73 @@ void expect_near_all(const std::vector<float>& got, const std::vector<double>& e
     ASSERT_NEAR(got[i], expected[i], tolerance * (1 + std::fabs(expected[i]))) << name << " " << i;
 }
 
-void check_attention_train(const AttentionShape& shape, int64_t seq_len, ThreadPool& pool) {
+// The double references for one input set: forward, then the backward from the exact out
+// and lse (the fast backward sees its own fp32 ones; the difference, ≲ 1e-6 relative, is
+// inside kGradTolerance). Computed once per shape, compared against every target and pool.
+struct Expected {
+  std::vector<double> out, lse, dq, dk, dv;
+};
+
+Expected reference(const Inputs& in, int64_t seq_len, const AttentionShape& shape) {
+  const auto q = to_double(in.q), k = to_double(in.k), v = to_double(in.v),
+             dout = to_double(in.dout);
+  Expected e{std::vector<double>(q.size()),
+             std::vector<double>(static_cast<size_t>(shape.heads * seq_len)),
+             std::vector<double>(q.size()), std::vector<double>(k.size()),
+             std::vector<double>(v.size())};
+  attention_train_forward_ref(q.data(), k.data(), v.data(), seq_len, shape, e.out.data(),
+                              e.lse.data());
+  attention_train_backward_ref(q.data(), k.data(), v.data(), e.out.data(), e.lse.data(),
+                               dout.data(), seq_len, shape, e.dq.data(), e.dk.data(), e.dv.data());
+  return e;
+}
+
+void check_attention_train(const AttentionShape& shape, int64_t seq_len, const Inputs& in,
+                           const Expected& e, ThreadPool& pool) {
   SCOPED_TRACE(::testing::Message() << "heads=" << shape.heads << " kv_heads=" << shape.kv_heads
                                     << " head_dim=" << shape.head_dim << " seq_len=" << seq_len
                                     << " threads=" << pool.num_threads());
-  Inputs in(seq_len, shape, 21);
   const Result r = run_fast(in, seq_len, shape, pool);
-  const auto q = to_double(in.q), k = to_double(in.k), v = to_double(in.v),
-             dout = to_double(in.dout);
-  std::vector<double> out(q.size()), lse(r.lse.size()), dq(q.size()), dk(k.size()), dv(v.size());
-  attention_train_forward_ref(q.data(), k.data(), v.data(), seq_len, shape, out.data(), lse.data());
-  expect_near_all(r.out, out, kOutTolerance, "out");
-  expect_near_all(r.lse, lse, kOutTolerance, "lse");
-  // The backward reference from the fast forward's own out and lse (what the kernel sees).
-  const auto out_fast = to_double(r.out), lse_fast = to_double(r.lse);
-  attention_train_backward_ref(q.data(), k.data(), v.data(), out_fast.data(), lse_fast.data(),
-                               dout.data(), seq_len, shape, dq.data(), dk.data(), dv.data());
-  expect_near_all(r.dq, dq, kGradTolerance, "dq");
-  expect_near_all(r.dk, dk, kGradTolerance, "dk");
-  expect_near_all(r.dv, dv, kGradTolerance, "dv");
+  expect_near_all(r.out, e.out, kOutTolerance, "out");
+  expect_near_all(r.lse, e.lse, kOutTolerance, "lse");
+  expect_near_all(r.dq, e.dq, kGradTolerance, "dq");
+  expect_near_all(r.dk, e.dk, kGradTolerance, "dk");
+  expect_near_all(r.dv, e.dv, kGradTolerance, "dv");
 }
 
 const struct {
   AttentionShape shape;
   int64_t seq_len;
 } kShapes[] = {
-    {{4, 2, 16}, 5},     // GQA, one short block
-    {{4, 4, 8}, 1},      // one position
-    {{6, 1, 35}, 70},    // MQA, odd head_dim, a block and a 6-row tail
-    {{2, 2, 64}, 130},   // three blocks
-    {{4, 2, 64}, 128},   // whole blocks only
-    {{3, 3, 24}, 64},    // exactly one block
-    {{12, 12, 64}, 200}, // the 110M head layout, four blocks
-    {{8, 2, 192}, 33},   // head_dim an odd multiple of 64
+    {{4, 2, 16}, 5},      // GQA, one short block
+    {{4, 4, 8}, 1},       // one position
+    {{6, 1, 35}, 70},     // MQA, odd head_dim, a block and a 6-row tail
+    {{2, 2, 64}, 130},    // three blocks
+    {{4, 2, 64}, 128},    // whole blocks only
+    {{3, 3, 24}, 64},     // exactly one block
+    {{12, 12, 64}, 200},  // the 110M head layout, four blocks
+    {{8, 2, 192}, 33},    // head_dim an odd multiple of 64
 };
 
 TEST(AttentionTrain, BlockedGemmsMatchReference) {
   ThreadPool one(1), two(2), three(3);
-  testing::for_each_target([&] {
-    for (const auto& c : kShapes)
-      for (ThreadPool* pool : {&one, &two, &three}) check_attention_train(c.shape, c.seq_len, *pool);
-  });
+  for (const auto& c : kShapes) {
+    const Inputs in(c.seq_len, c.shape, 21);
+    const Expected e = reference(in, c.seq_len, c.shape);
+    testing::for_each_target([&] {
+      for (ThreadPool* pool : {&one, &two, &three})
+        check_attention_train(c.shape, c.seq_len, in, e, *pool);
+    });
+  }
 }
 
 TEST(AttentionTrain, ScalarPath) {
   testing::ForceGeneric generic;
   ThreadPool two(2);
-  check_attention_train({4, 2, 16}, 9, two);
-  check_attention_train({3, 1, 7}, 4, two);
+  for (const auto& c : {kShapes[0], kShapes[2]}) {
+    const Inputs in(c.seq_len, c.shape, 21);
+    check_attention_train(c.shape, c.seq_len, in, reference(in, c.seq_len, c.shape), two);
+  }
 }
 
 TEST(AttentionTrain, SameBitsForEveryThreadCount) {
@@ -187,6 +207,88 @@ TEST(AttentionTrain, SameBitsForEveryThreadCount) {
       EXPECT_EQ(r.dv, reference.dv) << threads;
     }
   }
+}
+
+TEST(AttentionTrain, PackedEqualsOneCallPerSequence) {
+  const std::vector<int64_t> starts = {0, 5, 5, 70, 71, 200};  // an empty and a 1-row one
+  const int64_t total = starts.back();
+  for (const AttentionShape& shape : {AttentionShape{4, 2, 16}, AttentionShape{3, 3, 64}}) {
+    SCOPED_TRACE(::testing::Message() << "heads=" << shape.heads << " kv_heads=" << shape.kv_heads);
+    Inputs in(total, shape, 41);
+    ThreadPool three(3);
+    Result packed;
+    packed.out.assign(in.q.size(), -9.0f);
+    packed.lse.assign(static_cast<size_t>(shape.heads * total), -9.0f);
+    packed.dq.assign(in.q.size(), -9.0f);
+    packed.dk.assign(in.k.size(), -9.0f);
+    packed.dv.assign(in.v.size(), -9.0f);
+    std::vector<float> scratch(static_cast<size_t>(
+        attention_train_packed_scratch_floats(starts, shape, three.num_threads())));
+    attention_train_forward_packed(in.q.data(), in.k.data(), in.v.data(), starts, shape,
+                                   packed.out.data(), packed.lse.data(), scratch.data(), three);
+    attention_train_backward_packed(
+        in.q.data(), in.k.data(), in.v.data(), packed.out.data(), packed.lse.data(), in.dout.data(),
+        starts, shape, packed.dq.data(), packed.dk.data(), packed.dv.data(), scratch.data(), three);
+    Result single = packed;  // same sizes; every element is rewritten below
+    for (auto* values : {&single.out, &single.lse, &single.dq, &single.dk, &single.dv})
+      std::fill(values->begin(), values->end(), -7.0f);
+    const int64_t q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
+    for (size_t s = 0; s + 1 < starts.size(); ++s) {
+      const int64_t first = starts[s], length = starts[s + 1] - first;
+      std::vector<float> one_scratch(
+          static_cast<size_t>(attention_train_scratch_floats(length, shape, three.num_threads())));
+      attention_train_forward(in.q.data() + first * q_dim, in.k.data() + first * kv_dim,
+                              in.v.data() + first * kv_dim, length, shape,
+                              single.out.data() + first * q_dim,
+                              single.lse.data() + first * shape.heads, one_scratch.data(), three);
+      attention_train_backward(in.q.data() + first * q_dim, in.k.data() + first * kv_dim,
+                               in.v.data() + first * kv_dim, single.out.data() + first * q_dim,
+                               single.lse.data() + first * shape.heads,
+                               in.dout.data() + first * q_dim, length, shape,
+                               single.dq.data() + first * q_dim, single.dk.data() + first * kv_dim,
+                               single.dv.data() + first * kv_dim, one_scratch.data(), three);
+    }
+    EXPECT_EQ(packed.out, single.out);
+    EXPECT_EQ(packed.lse, single.lse);
+    EXPECT_EQ(packed.dq, single.dq);
+    EXPECT_EQ(packed.dk, single.dk);
+    EXPECT_EQ(packed.dv, single.dv);
+    // And the packed result is right: sequence 3 (rows 5..69) against the double reference.
+    const int64_t first = 5, length = 65;
+    auto slice = [](const std::vector<float>& source, int64_t begin, int64_t count) {
+      return to_double(std::vector<float>(source.begin() + begin, source.begin() + begin + count));
+    };
+    const auto q = slice(in.q, first * q_dim, length * q_dim);
+    const auto k = slice(in.k, first * kv_dim, length * kv_dim);
+    const auto v = slice(in.v, first * kv_dim, length * kv_dim);
+    const auto dout = slice(in.dout, first * q_dim, length * q_dim);
+    const auto out_fast = slice(packed.out, first * q_dim, length * q_dim);
+    const auto lse_fast = slice(packed.lse, first * shape.heads, length * shape.heads);
+    std::vector<double> dq(q.size()), dk(k.size()), dv(v.size());
+    attention_train_backward_ref(q.data(), k.data(), v.data(), out_fast.data(), lse_fast.data(),
+                                 dout.data(), length, shape, dq.data(), dk.data(), dv.data());
+    auto fslice = [](const std::vector<float>& source, int64_t begin, int64_t count) {
+      return std::vector<float>(source.begin() + begin, source.begin() + begin + count);
+    };
+    expect_near_all(fslice(packed.dq, first * q_dim, length * q_dim), dq, kGradTolerance, "dq");
+    expect_near_all(fslice(packed.dk, first * kv_dim, length * kv_dim), dk, kGradTolerance, "dk");
+    expect_near_all(fslice(packed.dv, first * kv_dim, length * kv_dim), dv, kGradTolerance, "dv");
+  }
+}
+
+TEST(AttentionTrain, PackedStartsAreChecked) {
+  ThreadPool one(1);
+  std::vector<float> buffer(4096, 0.0f);
+  const std::vector<int64_t> backwards = {0, 8, 4};
+  EXPECT_THROW(attention_train_forward_packed(buffer.data(), buffer.data(), buffer.data(),
+                                              backwards, AttentionShape{2, 1, 4}, buffer.data(),
+                                              buffer.data(), buffer.data(), one),
+               Error);
+  EXPECT_THROW(attention_train_backward_packed(
+                   buffer.data(), buffer.data(), buffer.data(), buffer.data(), buffer.data(),
+                   buffer.data(), std::vector<int64_t>{}, AttentionShape{2, 1, 4}, buffer.data(),
+                   buffer.data(), buffer.data(), buffer.data(), one),
+               Error);
 }
 
 TEST(AttentionTrain, BadShapeIsAnError) {

@@ -35,7 +35,8 @@ TEST(CrossEntropy, ReferenceLossAndGradient) {
     if (targets[static_cast<size_t>(r)] == kIgnoreIndex) continue;
     double sum = 0;
     for (int64_t i = 0; i < vocab; ++i) sum += std::exp(logits[static_cast<size_t>(r * vocab + i)]);
-    textbook += std::log(sum) - logits[static_cast<size_t>(r * vocab + targets[static_cast<size_t>(r)])];
+    textbook +=
+        std::log(sum) - logits[static_cast<size_t>(r * vocab + targets[static_cast<size_t>(r)])];
   }
   EXPECT_NEAR(loss(), scale * textbook, 1e-13);
 
@@ -49,7 +50,8 @@ TEST(CrossEntropy, ReferenceLossAndGradient) {
 
 // Fast path vs double reference. The fp32 exponent argument z − m is rounded (u·|z − m|),
 // exp is within a few ulp, the fp32 block sums ≲ 40u; so the probabilities are within
-// (|z − m| + 48)·u relative (plus the final rounding, 2u·|gradient|), and the loss within 48u + u·|m| + u·|z_target| absolute per row.
+// (|z − m| + 48)·u relative (plus the final rounding, 2u·|gradient|), and the loss within 48u +
+// u·|m| + u·|z_target| absolute per row.
 void check_cross_entropy(int64_t rows, int64_t vocab, float logit_scale, ThreadPool& pool) {
   SCOPED_TRACE(::testing::Message() << "rows=" << rows << " vocab=" << vocab << " logit_scale="
                                     << logit_scale << " threads=" << pool.num_threads());
@@ -62,7 +64,8 @@ void check_cross_entropy(int64_t rows, int64_t vocab, float logit_scale, ThreadP
   if (rows > 2) {  // one row whose target is its argmax: `correct` must count it
     int64_t best = 0;
     for (int64_t i = 1; i < vocab; ++i)
-      if (logits[static_cast<size_t>(2 * vocab + i)] > logits[static_cast<size_t>(2 * vocab + best)])
+      if (logits[static_cast<size_t>(2 * vocab + i)] >
+          logits[static_cast<size_t>(2 * vocab + best)])
         best = i;
     targets[2] = static_cast<int>(best);
   }
@@ -115,7 +118,7 @@ TEST(CrossEntropy, HighwayMatchesReference) {
     for (int64_t vocab = 1; vocab <= testing::kMaxTestLength; ++vocab)
       check_cross_entropy(6, vocab, 3.0f, two);
     for (ThreadPool* pool : {&one, &two, &three}) {
-      check_cross_entropy(9, 257, 1.0f, *pool);  // a partial 256-element block
+      check_cross_entropy(9, 257, 1.0f, *pool);    // a partial 256-element block
       check_cross_entropy(5, 1000, 30.0f, *pool);  // peaked distributions
     }
     check_cross_entropy(3, 32000, 4.0f, three);
@@ -128,7 +131,8 @@ TEST(CrossEntropy, LossSumSameForEveryThreadCount) {
   const int64_t rows = 37, vocab = 500;
   const auto logits = testing::random_floats(static_cast<size_t>(rows * vocab), 11, 2.0f);
   std::vector<int> targets(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) targets[static_cast<size_t>(r)] = static_cast<int>(r * 13 % vocab);
+  for (int64_t r = 0; r < rows; ++r)
+    targets[static_cast<size_t>(r)] = static_cast<int>(r * 13 % vocab);
   ThreadPool one(1);
   std::vector<float> reference_grad = logits;
   const double reference =
@@ -165,7 +169,8 @@ TEST(CrossEntropy, TiesLargeLogitsAndAllIgnored) {
     // Nothing kept: zero loss, zero tokens, zero gradient.
     std::vector<float> ignored = testing::random_floats(3 * 5, 3);
     const std::vector<int> none = {kIgnoreIndex, kIgnoreIndex, kIgnoreIndex};
-    const CrossEntropyStats empty = cross_entropy(ignored.data(), none.data(), 3, 5, 1.0f, true, two);
+    const CrossEntropyStats empty =
+        cross_entropy(ignored.data(), none.data(), 3, 5, 1.0f, true, two);
     EXPECT_EQ(empty.tokens, 0);
     EXPECT_EQ(empty.loss_sum, 0.0);
     for (float v : ignored) EXPECT_EQ(v, 0.0f);

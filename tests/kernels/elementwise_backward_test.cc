@@ -85,7 +85,8 @@ void check_silu_backward(size_t n, int misalign) {
 TEST(ElementwiseBackward, SiluMulBackwardMatchesReference) {
   testing::for_each_target([] {
     for (int n = 0; n <= testing::kMaxTestLength; ++n)
-      for (int misalign : testing::kMisalignments) check_silu_backward(static_cast<size_t>(n), misalign);
+      for (int misalign : testing::kMisalignments)
+        check_silu_backward(static_cast<size_t>(n), misalign);
     check_silu_backward(3072 + 5, 1);
   });
   testing::ForceGeneric generic;
@@ -132,7 +133,8 @@ TEST(ElementwiseBackward, EmbeddingBackwardAddsRowsPerToken) {
   }
   // Rows of unused ids are untouched; a used row changed.
   for (int64_t i = 0; i < hidden; ++i) {
-    EXPECT_EQ(expected[static_cast<size_t>(1 * hidden + i)], start[static_cast<size_t>(hidden + i)]);
+    EXPECT_EQ(expected[static_cast<size_t>(1 * hidden + i)],
+              start[static_cast<size_t>(hidden + i)]);
   }
   EXPECT_NE(expected[static_cast<size_t>(3 * hidden)], start[static_cast<size_t>(3 * hidden)]);
   std::vector<double> table_d = to_double(start);

@@ -83,9 +83,9 @@ void check_linear(int64_t rows, int64_t out, int64_t in, ThreadPool& pool) {
   linear_backward_weight_ref(dyd.data(), xd.data(), rows, out, in, dw_expected.data(), 0, out);
   linear_backward_weight_ref(dya.data(), xa.data(), rows, out, in, dw_magnitude.data(), 0, out);
   for (size_t i = 0; i < dw.size(); ++i) {
-    ASSERT_NEAR(dw[i], dw_expected[i],
-                static_cast<double>(rows + 2) * kU * (dw_magnitude[i] + std::fabs(previous_dw[i])) +
-                    1e-30)
+    ASSERT_NEAR(
+        dw[i], dw_expected[i],
+        static_cast<double>(rows + 2) * kU * (dw_magnitude[i] + std::fabs(previous_dw[i])) + 1e-30)
         << "dw " << i;
   }
 }
@@ -123,9 +123,9 @@ TEST(LinearBackward, ParallelSgemmTransposesStridesAndBeta) {
       for (bool trans_b : {false, true}) {
         for (float beta : {0.0f, 1.0f, 0.5f}) {
           for (int64_t kk : {k, int64_t{0}}) {
-            SCOPED_TRACE(::testing::Message() << "trans_a=" << trans_a << " trans_b=" << trans_b
-                                              << " beta=" << beta << " k=" << kk << " threads="
-                                              << pool->num_threads());
+            SCOPED_TRACE(::testing::Message()
+                         << "trans_a=" << trans_a << " trans_b=" << trans_b << " beta=" << beta
+                         << " k=" << kk << " threads=" << pool->num_threads());
             const int64_t a_rows = trans_a ? kk : m, a_cols = trans_a ? m : kk;
             const int64_t b_rows = trans_b ? n : kk, b_cols = trans_b ? kk : n;
             const int64_t lda = a_cols + pad, ldb = b_cols + pad, ldc = n + pad;

@@ -79,8 +79,8 @@ void check_rmsnorm_backward(int64_t rows, int64_t n, int misalign, ThreadPool& p
       const auto at = static_cast<size_t>(r * n + i);
       const double magnitude = inv * std::fabs(dd[at] * wd[static_cast<size_t>(i)]) +
                                std::fabs(xd[at]) * inv * inv * inv * gx / static_cast<double>(n);
-      const double bound = static_cast<double>(n + 12) * kU * magnitude +
-                           kU * std::fabs(dx_start[at]) + 1e-30;
+      const double bound =
+          static_cast<double>(n + 12) * kU * magnitude + kU * std::fabs(dx_start[at]) + 1e-30;
       ASSERT_NEAR(dx.data[at], dx_expected[at], bound) << "dx " << at;
       dw_magnitude[static_cast<size_t>(i)] += std::fabs(dd[at] * xd[at]) * inv;
     }

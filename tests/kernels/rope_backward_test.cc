@@ -36,7 +36,8 @@ TEST(RopeBackward, ReferenceIsTheGradientOfRope) {
     std::vector<double> dx = dy;
     rope_inverse_ref(dx.data(), rows, stride, heads, first_position, table);
     for (int64_t r = 0; r < rows; ++r)  // padding: not part of the loss, gradient 0
-      for (int64_t i = heads * head_dim; i < stride; ++i) dx[static_cast<size_t>(r * stride + i)] = 0;
+      for (int64_t i = heads * head_dim; i < stride; ++i)
+        dx[static_cast<size_t>(r * stride + i)] = 0;
     testing::expect_gradients_match(testing::numeric_gradient(x, loss), dx, "dx");
 
     // The inverse undoes the rotation up to c² + s² ≠ 1 in fp32 (a few units of 2⁻²⁴).
@@ -70,7 +71,7 @@ TEST(RopeBackward, HighwayMatchesReference) {
             double bound = 0;
             if (in_row < static_cast<size_t>(heads * head_dim)) {
               const auto hd = static_cast<size_t>(head_dim), half = hd / 2;
-              const size_t j = in_row % hd;                        // index inside its head
+              const size_t j = in_row % hd;                              // index inside its head
               const size_t lo = (i - in_row) + (in_row - j) + j % half;  // its pair's lo
               bound = 2 * 0x1p-24 * (std::fabs(before[lo]) + std::fabs(before[lo + half]));
             }
