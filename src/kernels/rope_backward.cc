@@ -44,6 +44,7 @@ void RopeInverseImpl(float* x, int64_t rows, int64_t row_stride, int heads, int 
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "core/error.h"
 #include "kernels/dispatch.h"
 #include "kernels/rope_backward_ref.h"
 
@@ -53,6 +54,9 @@ HWY_EXPORT(RopeInverseImpl);
 
 void rope_apply_inverse(float* dx, int64_t rows, int64_t row_stride, int heads, int first_position,
                         const RopeTable& table) {
+  TULU_CHECK(first_position >= 0 && first_position + rows <= table.positions,
+             "rope_apply_inverse: positions [", first_position, ", ", first_position + rows,
+             ") outside the table's ", table.positions, " positions");
   if (force_generic_kernels())
     return rope_inverse_ref(dx, rows, row_stride, heads, first_position, table);
   HWY_DYNAMIC_DISPATCH(RopeInverseImpl)

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/error.h"
 #include "gradient_check_util.h"
 #include "kernel_test_util.h"
 #include "kernels/rope_backward.h"
@@ -91,6 +92,14 @@ TEST(RopeBackward, ScalarPathIsTheReference) {
   rope_apply_inverse(x.data(), 3, 20, 2, 4, table);
   rope_inverse_ref(expected.data(), 3, 20, 2, 4, table);
   EXPECT_EQ(x, expected);
+}
+
+TEST(RopeBackward, PositionsBeyondTheTableAreAnError) {
+  const RopeTable table = make_rope_table(8, 10000.0, 1.0, 10);
+  std::vector<float> x(4 * 8, 1.0f);
+  EXPECT_THROW(rope_apply_inverse(x.data(), 4, 8, 1, 7, table), Error);   // rows 7..10
+  EXPECT_THROW(rope_apply_inverse(x.data(), 1, 8, 1, -1, table), Error);  // negative
+  EXPECT_NO_THROW(rope_apply_inverse(x.data(), 4, 8, 1, 6, table));       // rows 6..9
 }
 
 }  // namespace
