@@ -41,6 +41,13 @@ struct AdamWScalars {
   float neg_step_size;  // −lr / (1 − β1ᵗ)
 };
 
+// On x86-64, a second copy compiled for FMA hardware is picked at load time (GCC/Clang
+// function multiversioning): std::fma becomes one instruction and the loop vectorizes, with
+// the same bits (fma, sqrt and division are correctly rounded either way); the default copy
+// calls libm's fmaf.
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
 void adamw_range(float* p, const float* g, float* m, float* v, size_t n, const AdamWScalars& s,
                  bool decay) {
   if (decay) {
