@@ -22,7 +22,11 @@ struct ParamEntry {
   DType stored_dtype;          // dtype in the checkpoint we loaded (saved back in it)
   size_t offset = 0;           // first element in the flat buffer
   size_t numel = 0;
-  bool weight_decay = true;  // false for 1-D parameters (RMSNorm weights, biases)
+  // false for 1-D parameters (every RMSNorm weight). open-instruct's no_decay list ["bias",
+  // "layer_norm.weight"] is a substring match that misses Llama's "input_layernorm.weight"
+  // and so decays its norms; we exempt them all, as the issue asks (no effect at the Tulu 2
+  // SFT recipe's weight_decay 0).
+  bool weight_decay = true;
 };
 
 class ParamLayout {
