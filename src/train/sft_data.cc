@@ -5,13 +5,13 @@
 
 #include <algorithm>
 #include <fstream>
-#include <optional>
 #include <string_view>
 
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/thread_pool.h"
 #include "tokenizer/utf8.h"
+#include "train/sft_prefix_tokens.h"
 
 namespace tulu {
 
@@ -147,6 +147,7 @@ void encode_messages(const std::vector<Message>& messages, const Tokenizer& toke
   const std::string eos = tokenizer.id_to_piece(tokenizer.eos_id());
   std::string text;
   std::vector<size_t> prefix_end{0};
+  std::vector<size_t> after_eos;  // just after each "</s>" written here
   for (const Message& m : messages) {
     // Every role's content is .strip()'ed in finetune.py's _concat_messages (unlike the
     // inference template, which strips only the assistant's).
@@ -159,35 +160,57 @@ void encode_messages(const std::vector<Message>& messages, const Tokenizer& toke
         append(text, "<|user|>\n", content, "\n");
         break;
       case Role::Assistant:
-        append(text, kAssistantTag, content, eos, "\n");
+        append(text, kAssistantTag, content, eos);
+        after_eos.push_back(text.size());
+        text += "\n";
         break;
     }
     prefix_end.push_back(text.size());
   }
-  out.input_ids = encode_truncated(tokenizer, utf8::python_strip(text), max_seq_length, truncated);
-  out.labels = out.input_ids;
+  const std::vector<int> full = tokenizer.encode(utf8::python_strip(text), /*add_bos=*/true);
 
-  // The masked spans' ends are lengths of prefix tokenizations; a span's start is the
-  // previous prefix's length, which is often the end just computed: remember one.
-  std::optional<std::pair<size_t, int64_t>> last;  // (prefix bytes, truncated length)
-  const auto prefix_length = [&](size_t bytes) {
-    if (!last || last->first != bytes) {
-      last.emplace(bytes, truncated_length(tokenizer, std::string_view(text).substr(0, bytes),
-                                           max_seq_length));
-    }
-    return last->second;
-  };
+  // The masked spans [start, end): open-instruct's loop, with each prefix's token count
+  // (truncated at max_seq_length) from `count`.
   const size_t n = messages.size();
-  for (size_t i = 0; i < n; ++i) {
-    if (messages[i].role == Role::Assistant) continue;
-    const int64_t start = i == 0 ? 0 : prefix_length(prefix_end[i]);
-    size_t end_bytes = prefix_end[i + 1];
-    // The next assistant turn's "<|assistant|>\n" is masked with this message.
-    if (i + 1 < n && messages[i + 1].role == Role::Assistant) end_bytes += kAssistantTag.size();
-    const int64_t end = prefix_length(end_bytes);
-    mask(out.labels, start, end);
-    if (end >= max_seq_length) break;
+  const auto spans = [&](const auto& count) {
+    std::vector<std::pair<int64_t, int64_t>> result;
+    int64_t previous_end = -1;
+    size_t previous_end_bytes = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (messages[i].role == Role::Assistant) continue;
+      int64_t start = 0;
+      if (i > 0) {
+        // Often the previous span's end: the same prefix, not encoded twice.
+        start = previous_end >= 0 && previous_end_bytes == prefix_end[i]
+                    ? previous_end
+                    : std::min(count(prefix_end[i]), max_seq_length);
+      }
+      size_t end_bytes = prefix_end[i + 1];
+      // The next assistant turn's "<|assistant|>\n" is masked with this message.
+      if (i + 1 < n && messages[i + 1].role == Role::Assistant) end_bytes += kAssistantTag.size();
+      const int64_t end = std::min(count(end_bytes), max_seq_length);
+      result.emplace_back(start, end);
+      previous_end = end;
+      previous_end_bytes = end_bytes;
+      if (end >= max_seq_length) break;
+    }
+    return result;
+  };
+  PrefixTokenCounter counter(tokenizer, text, after_eos);
+  auto masked = spans([&](size_t bytes) { return counter.count(bytes); });
+  if (!counter.verify(full)) {  // the tokenizer does not split as assumed: encode each prefix
+    masked = spans([&](size_t bytes) {
+      return static_cast<int64_t>(
+          tokenizer.encode(std::string_view(text).substr(0, bytes), true).size());
+    });
   }
+
+  const bool cut = static_cast<int64_t>(full.size()) > max_seq_length;
+  if (truncated != nullptr) *truncated = cut;
+  out.input_ids.assign(
+      full.begin(), cut ? full.begin() + static_cast<std::ptrdiff_t>(max_seq_length) : full.end());
+  out.labels = out.input_ids;
+  for (const auto& [start, end] : masked) mask(out.labels, start, end);
 }
 
 // encode_with_prompt_completion_format.
