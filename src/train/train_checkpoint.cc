@@ -3,10 +3,12 @@
 #include "train/train_checkpoint.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -49,6 +51,26 @@ int64_t checkpoint_number(const std::string& name) {
   auto [ptr, ec] = std::from_chars(first, last, value);
   if (ec != std::errc() || ptr != last || *first == '-' || *first == '+') return -1;
   return value;
+}
+
+// Removes OUT/.checkpoint-<N>.tmp-<pid> directories left by a process that crashed mid-save
+// (its pid no longer exists); a live process's temporary directory is left alone.
+void remove_dead_temporaries(const std::string& out_dir) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(out_dir, ec);
+  if (ec) return;
+  for (const auto& entry : it) {
+    const std::string name = entry.path().filename().string();
+    const size_t tag = name.rfind(".tmp-");
+    if (name.rfind(".checkpoint-", 0) != 0 || tag == std::string::npos) continue;
+    int64_t pid = 0;
+    const char* first = name.data() + tag + 5;
+    const char* last = name.data() + name.size();
+    auto [ptr, parse_ec] = std::from_chars(first, last, pid);
+    if (parse_ec != std::errc() || ptr != last || pid <= 0 || pid > INT32_MAX) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::filesystem::remove_all(entry.path(), ec);
+  }
 }
 
 void write_training_state(const std::string& path, const ParamLayout& layout, const float* params,
@@ -130,6 +152,7 @@ std::string save_training_checkpoint(const std::string& out_dir, const LlamaConf
   const std::string final_dir = join_path(out_dir, name);
   const std::string tmp_dir = join_path(out_dir, str_cat(".", name, ".tmp-", ::getpid()));
   std::filesystem::remove_all(tmp_dir, ec);
+  remove_dead_temporaries(out_dir);
   try {
     std::filesystem::create_directories(tmp_dir, ec);
     TULU_CHECK(!ec, "cannot create '", tmp_dir, "': ", ec.message());

@@ -23,7 +23,8 @@
 // It is built in OUT/.checkpoint-<step>.tmp-<pid> (files fsync'ed, then the directory),
 // renamed to OUT/checkpoint-<step> (an existing one is removed first) and OUT fsync'ed, so a
 // crash leaves either the complete checkpoint or none (plus, at worst, a leftover .tmp
-// directory, which find_latest_checkpoint ignores).
+// directory, which find_latest_checkpoint ignores and the next save removes once its
+// process is gone).
 #pragma once
 
 #include <cstdint>

@@ -280,9 +280,15 @@ TEST(TrainingCheckpoint, ReplacesAnExistingCheckpointAndLeavesNoTemporaries) {
   const std::string out = dir.file("out");
   t.save(out);
   write_bytes(out + "/checkpoint-7/stale.txt", "old");
+  // Leftovers of a crashed save (no such pid) are removed; a live process's are kept.
+  std::filesystem::create_directories(out + "/.checkpoint-3.tmp-999999999/sub");
+  const std::string live = out + "/.checkpoint-3.tmp-" + std::to_string(::getppid());
+  std::filesystem::create_directories(live);
   for (float& p : t.m.params) p *= 2.0f;
   t.save(out);
   EXPECT_FALSE(file_exists(out + "/checkpoint-7/stale.txt"));
+  EXPECT_TRUE(is_directory(live));
+  std::filesystem::remove_all(live);
   for (const auto& entry : std::filesystem::directory_iterator(out)) {
     EXPECT_EQ(entry.path().filename().string(), "checkpoint-7");
   }
