@@ -12,6 +12,7 @@ debian_packages=(
   libsentencepiece-dev      # tokenizer.model (SentencePiece protobuf)
   nlohmann-json3-dev        # config.json, tokenizer.json, JSON Lines
   libcli11-dev              # command line
+  libcpp-httplib-dev        # HTTP server of tulu serve
   libgtest-dev libgmock-dev # unit tests
   libbenchmark-dev          # micro-benchmarks
   python3 python3-torch python3-numpy python3-sentencepiece python3-jinja2  # test references

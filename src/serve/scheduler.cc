@@ -1,0 +1,229 @@
+// The continuous-batching loop (see scheduler.h).
+#include "serve/scheduler.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace tulu {
+
+void RequestChannel::push(SequenceEvent event) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    events_.push_back(std::move(event));
+  }
+  ready_.notify_one();
+}
+
+bool RequestChannel::pop(SequenceEvent& event, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!ready_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return false;
+  event = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+// A queued sequence.
+struct Scheduler::Work {
+  std::shared_ptr<RequestChannel> channel;
+  int choice = 0;
+  std::unique_ptr<Sequence> sequence;
+};
+
+struct Scheduler::Slot {
+  Session session;
+  std::unique_ptr<Work> work;  // null = free
+  size_t prefilled = 0;        // prompt tokens in the cache so far
+  bool decoding = false;       // prompt done; next_input() waits to be evaluated
+  int cached_tokens = 0;       // prompt tokens reused from the previous occupant
+  Slot(const LlamaModel& model, int ctx, ThreadPool& pool, int max_batch)
+      : session(model, ctx, pool, max_batch) {}
+};
+
+Scheduler::Scheduler(const LlamaModel& model, const Tokenizer& tokenizer, ThreadPool& pool,
+                     SchedulerOptions options)
+    : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
+  TULU_CHECK(options_.slots >= 1, "--slots must be >= 1, got ", options_.slots);
+  TULU_CHECK(options_.ctx_size >= 1, "--ctx-size must be >= 1, got ", options_.ctx_size);
+  TULU_CHECK(options_.max_queue >= 1, "--queue must be >= 1, got ", options_.max_queue);
+  TULU_CHECK(options_.prefill_chunk >= 1, "prefill chunk must be >= 1");
+  for (int i = 0; i < options_.slots; ++i) {
+    slots_.push_back(
+        std::make_unique<Slot>(model, options_.ctx_size, pool, options_.prefill_chunk));
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+Scheduler::~Scheduler() { shutdown(); }
+
+void Scheduler::submit(const std::shared_ptr<RequestChannel>& channel,
+                       std::vector<std::unique_ptr<Sequence>> sequences) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    TULU_CHECK(!stopping_, "the server is shutting down");
+    if (queue_.size() + sequences.size() > static_cast<size_t>(options_.max_queue)) {
+      throw QueueFullError(str_cat("the request queue is full (", queue_.size(), " waiting, at most ",
+                                   options_.max_queue, "); retry later"));
+    }
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      auto work = std::make_unique<Work>();
+      work->channel = channel;
+      work->choice = static_cast<int>(i);
+      work->sequence = std::move(sequences[i]);
+      queue_.push_back(std::move(work));
+    }
+  }
+  wake_.notify_one();
+}
+
+SchedulerStats Scheduler::stats() const {
+  SchedulerStats s;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    s.queued = static_cast<int>(queue_.size());
+  }
+  s.active = active_.load();
+  s.slots = options_.slots;
+  return s;
+}
+
+void Scheduler::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Scheduler::run() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || active_.load() > 0 || !queue_.empty(); });
+      if (stopping_) {
+        for (auto& work : queue_) {
+          SequenceEvent event;
+          event.choice = work->choice;
+          event.done = true;
+          event.error = "the server is shutting down";
+          work->channel->push(std::move(event));
+        }
+        queue_.clear();
+        break;
+      }
+    }
+    admit();
+    // Cancelled requests (client gone) free their slots before any compute.
+    for (auto& slot : slots_) {
+      if (slot->work && slot->work->channel->cancelled()) {
+        slot->work->sequence->cancel();
+        finish_slot(*slot, "");
+      }
+    }
+    prefill_one_chunk();
+    decode_step();
+  }
+  for (auto& slot : slots_) {
+    if (slot->work) finish_slot(*slot, "the server is shutting down");
+  }
+}
+
+void Scheduler::admit() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  while (!queue_.empty()) {
+    const std::vector<int>& prompt = queue_.front()->sequence->params().prompt_ids;
+    // The free slot whose cached tokens share the longest prefix with the prompt.
+    Slot* best = nullptr;
+    size_t best_common = 0;
+    for (auto& slot : slots_) {
+      if (slot->work) continue;
+      const std::span<const int> cached = slot->session.tokens();
+      size_t common = 0;
+      const size_t limit = std::min(cached.size(), prompt.size());
+      while (common < limit && cached[common] == prompt[common]) ++common;
+      if (best == nullptr || common > best_common) {
+        best = slot.get();
+        best_common = common;
+      }
+    }
+    if (best == nullptr) return;
+    // The last prompt token is always evaluated: its logits choose the first new token.
+    best_common = std::min(best_common, prompt.size() - 1);
+    best->session.rewind(static_cast<int>(best_common));
+    best->prefilled = best_common;
+    best->cached_tokens = static_cast<int>(best_common);
+    best->decoding = false;
+    best->work = std::move(queue_.front());
+    queue_.pop_front();
+    ++active_;
+  }
+}
+
+bool Scheduler::prefill_one_chunk() {
+  // The slot admitted first among those still prefilling (slots are few: a scan is fine).
+  for (auto& slot : slots_) {
+    if (!slot->work || slot->decoding) continue;
+    const std::vector<int>& prompt = slot->work->sequence->params().prompt_ids;
+    const size_t n = std::min(prompt.size() - slot->prefilled,
+                              static_cast<size_t>(options_.prefill_chunk));
+    try {
+      const std::span<const float> logits = slot->session.eval(
+          std::span<const int>(prompt).subspan(slot->prefilled, n), /*all_logits=*/false);
+      slot->prefilled += n;
+      if (slot->prefilled == prompt.size()) {
+        slot->decoding = true;
+        after_step(*slot, logits);
+      }
+    } catch (const std::exception& e) {
+      finish_slot(*slot, e.what());
+    }
+    return true;
+  }
+  return false;
+}
+
+void Scheduler::decode_step() {
+  for (auto& slot : slots_) {
+    if (!slot->work || !slot->decoding) continue;
+    try {
+      const int id = slot->work->sequence->next_input();
+      const std::span<const float> logits =
+          slot->session.eval(std::span<const int>(&id, 1), /*all_logits=*/false);
+      after_step(*slot, logits);
+    } catch (const std::exception& e) {
+      finish_slot(*slot, e.what());
+    }
+  }
+}
+
+void Scheduler::after_step(Slot& slot, std::span<const float> logits) {
+  Sequence& sequence = *slot.work->sequence;
+  StepOutput out = sequence.step(logits, slot.session.pos(), slot.session.capacity());
+  if (out.token || !out.text.empty()) {
+    SequenceEvent event;
+    event.choice = slot.work->choice;
+    event.token = std::move(out.token);
+    event.text = std::move(out.text);
+    slot.work->channel->push(std::move(event));
+  }
+  if (sequence.finished()) finish_slot(slot, "");
+}
+
+void Scheduler::finish_slot(Slot& slot, const std::string& error) {
+  Sequence& sequence = *slot.work->sequence;
+  SequenceEvent done;
+  done.choice = slot.work->choice;
+  done.done = true;
+  done.finish_reason = sequence.finish_reason();
+  done.prompt_tokens = static_cast<int>(sequence.params().prompt_ids.size());
+  done.completion_tokens = static_cast<int>(sequence.generated().size());
+  done.cached_tokens = slot.cached_tokens;
+  done.error = error;
+  slot.work->channel->push(std::move(done));
+  slot.work.reset();
+  slot.decoding = false;
+  --active_;
+}
+
+}  // namespace tulu
