@@ -5,8 +5,10 @@
 // Prints "tulu serve: listening on http://HOST:PORT ..." on stdout once it accepts
 // connections (with --port 0, the port the system chose). SIGTERM / SIGINT: stop taking new
 // generation requests, finish those in flight, exit 0. See docs/serving.md.
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstdio>
@@ -39,13 +41,23 @@ struct ServeCommand {
   double drain_seconds = 60.0;
 };
 
+// SIGTERM / SIGINT handler → a byte on this pipe, read by the drain thread. (Blocking the
+// signals and sigwait-ing would miss threads that libraries start before main, e.g.
+// OpenBLAS's, which would then take the default action and kill the process.)
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int signo) {
+  const char byte = static_cast<char>(signo);
+  [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &byte, 1);
+}
+
 int run_serve(ServeCommand& c) {
-  // Signals go to the thread that waits for them, not to whichever thread runs.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  TULU_CHECK(pipe(g_signal_pipe) == 0, "cannot create a pipe for signal handling");
+  struct sigaction action = {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error return, not a signal
 
   const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(c.model.model_dir);
@@ -79,14 +91,15 @@ int run_serve(ServeCommand& c) {
   HttpServer server(context, c.http);
   const int port = server.bind();
 
-  std::thread signal_thread([&server, &signals, drain = c.drain_seconds] {
-    int received = 0;
-    sigwait(&signals, &received);
+  std::thread signal_thread([&server, drain = c.drain_seconds] {
+    char received = 0;
+    while (read(g_signal_pipe[0], &received, 1) < 0 && errno == EINTR) {
+    }
     std::fprintf(stderr, "tulu serve: %s: finishing requests in flight\n",
                  received == SIGTERM ? "SIGTERM" : "SIGINT");
     server.drain_and_stop(drain);
   });
-  signal_thread.detach();  // stays blocked in sigwait when the server ends otherwise
+  signal_thread.detach();  // stays blocked in read when the server ends otherwise
 
   std::printf("tulu serve: listening on http://%s:%d (model %s, %d slots x %d tokens, chat "
               "format %s)\n",

@@ -54,7 +54,7 @@ void Metrics::observe_time_to_first_token(double seconds) {
   first_token_.observe(seconds);
 }
 
-std::string Metrics::render(int queue_length, int active_slots, int slots) const {
+std::string Metrics::render(const SchedulerStats& scheduler) const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string out;
   out += "# HELP tulu_requests_total HTTP requests answered, by route and status.\n";
@@ -71,12 +71,15 @@ std::string Metrics::render(int queue_length, int active_slots, int slots) const
   out += str_cat("tulu_generated_tokens_total ", generated_tokens_, "\n");
   out += "# HELP tulu_queue_length Sequences waiting for a slot.\n";
   out += "# TYPE tulu_queue_length gauge\n";
-  out += str_cat("tulu_queue_length ", queue_length, "\n");
+  out += str_cat("tulu_queue_length ", scheduler.queued, "\n");
   out += "# HELP tulu_active_slots Slots generating or processing a prompt.\n";
   out += "# TYPE tulu_active_slots gauge\n";
-  out += str_cat("tulu_active_slots ", active_slots, "\n");
+  out += str_cat("tulu_active_slots ", scheduler.active, "\n");
   out += "# HELP tulu_slots Slots (concurrent sequences).\n# TYPE tulu_slots gauge\n";
-  out += str_cat("tulu_slots ", slots, "\n");
+  out += str_cat("tulu_slots ", scheduler.slots, "\n");
+  out += "# HELP tulu_cancelled_sequences_total Sequences stopped because the client left.\n";
+  out += "# TYPE tulu_cancelled_sequences_total counter\n";
+  out += str_cat("tulu_cancelled_sequences_total ", scheduler.cancelled, "\n");
   out += "# HELP tulu_request_duration_seconds Generation request latency.\n";
   out += "# TYPE tulu_request_duration_seconds histogram\n";
   latency_.render("tulu_request_duration_seconds", out);

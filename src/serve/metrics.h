@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "serve/scheduler.h"
+
 namespace tulu {
 
 class Histogram {
@@ -31,8 +33,8 @@ class Metrics {
   void add_tokens(int prompt_tokens, int generated_tokens);
   void observe_latency(double request_seconds);
   void observe_time_to_first_token(double seconds);
-  // queue_length / active_slots / slots: the scheduler's current state.
-  std::string render(int queue_length, int active_slots, int slots) const;
+  // With the scheduler's current state.
+  std::string render(const SchedulerStats& scheduler) const;
 
  private:
   mutable std::mutex mutex_;

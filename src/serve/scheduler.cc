@@ -84,6 +84,7 @@ SchedulerStats Scheduler::stats() const {
   }
   s.active = active_.load();
   s.slots = options_.slots;
+  s.cancelled = cancelled_.load();
   return s;
 }
 
@@ -118,6 +119,7 @@ void Scheduler::run() {
     for (auto& slot : slots_) {
       if (slot->work && slot->work->channel->cancelled()) {
         slot->work->sequence->cancel();
+        ++cancelled_;
         finish_slot(*slot, "");
       }
     }

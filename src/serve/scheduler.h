@@ -76,6 +76,7 @@ struct SchedulerStats {
   int queued = 0;
   int active = 0;
   int slots = 0;
+  uint64_t cancelled = 0;  // sequences ended because their client went away
 };
 
 class Scheduler {
@@ -119,6 +120,7 @@ class Scheduler {
   std::deque<std::unique_ptr<Work>> queue_;  // guarded by mutex_
   bool stopping_ = false;                    // guarded by mutex_
   std::atomic<int> active_{0};
+  std::atomic<uint64_t> cancelled_{0};
   std::thread thread_;
 };
 

@@ -229,8 +229,7 @@ void register_tgi_routes(httplib::Server& server, ServeContext& context) {
     });
   });
   server.Get("/metrics", [&context](const httplib::Request&, httplib::Response& res) {
-    const SchedulerStats stats = context.scheduler.stats();
-    res.set_content(context.metrics.render(stats.queued, stats.active, stats.slots),
+    res.set_content(context.metrics.render(context.scheduler.stats()),
                     "text/plain; version=0.0.4");
   });
 }
