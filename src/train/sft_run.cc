@@ -61,18 +61,23 @@ void check_sft_run_fingerprint(const Json& saved, const Json& current,
                                const std::string& checkpoint_dir) {
   TULU_CHECK(saved.is_object(), checkpoint_dir,
              ": trainer_state.json has no run options (not a `tulu sft` checkpoint?)");
+  std::string differences;
   for (const auto& [key, value] : current.items()) {
     const auto it = saved.find(key);
     TULU_CHECK(it != saved.end(), checkpoint_dir, ": trainer_state.json lacks the run option '",
                key, "' (written by another version of tulu sft?)");
     if (*it == value) continue;
+    if (!differences.empty()) differences += "; ";
     if (key == "data-bytes") {
-      fail("--data: the data file changed since the checkpoint in ", checkpoint_dir,
-           " was written (", it->dump(), " bytes then, ", value.dump(), " now)");
+      differences += str_cat("--data: the file changed size (", it->dump(), " bytes then, ",
+                             value.dump(), " now)");
+    } else {
+      differences += str_cat("--", key, ": ", it->dump(), " then, ", value.dump(), " now");
     }
-    fail("--", key, ": the checkpoint in ", checkpoint_dir, " was trained with ", it->dump(),
-         ", this run asks for ", value.dump(), " (resume with the same options)");
   }
+  TULU_CHECK(differences.empty(), "cannot resume: the checkpoint in ", checkpoint_dir,
+             " was trained with other options (", differences,
+             "); resume with the same options or start a new run");
 }
 
 std::vector<std::string> list_checkpoints(const std::string& out_dir) {

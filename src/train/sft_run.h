@@ -37,8 +37,8 @@ SftPlan resolve_sft_plan(const SftOptions& options, int64_t examples);
 // length buckets, skip bad rows. Keys are the options' flag names without "--".
 Json sft_run_fingerprint(const SftOptions& options, const SftPlan& plan);
 
-// Throws tulu::Error naming the first option that differs ("--lr: the checkpoint in DIR was
-// trained with 2e-05, this run asks for 0.0001").
+// Throws tulu::Error naming every option that differs, with both values ("--lr: 2e-05 then,
+// 0.0001 now").
 void check_sft_run_fingerprint(const Json& saved, const Json& current,
                                const std::string& checkpoint_dir);
 
