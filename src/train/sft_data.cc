@@ -277,11 +277,9 @@ bool encode_sft_row(const Json& row, const Tokenizer& tokenizer, int64_t max_seq
     const Json* prompt = find_field(row, "prompt");
     const Json* completion = find_field(row, "completion");
     TULU_CHECK(prompt != nullptr, where,
-               ": field prompt: missing (a row with a completion needs "
-               "a prompt)");
+               ": field prompt: missing (a row with a completion needs a prompt)");
     TULU_CHECK(completion != nullptr, where,
-               ": field completion: missing (a row with a prompt "
-               "needs a completion)");
+               ": field completion: missing (a row with a prompt needs a completion)");
     encode_prompt_completion(string_field(*prompt, where, "prompt"),
                              string_field(*completion, where, "completion"), tokenizer,
                              max_seq_length, out, truncated);
