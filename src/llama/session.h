@@ -59,6 +59,9 @@ class Session {
   void reset() { rewind(0); }
 
  private:
+  // Decodes one token for several sessions in one step, writing their caches and tokens
+  // (llama/batch_decode.h).
+  friend class BatchDecoder;
   // Implementation in session.cc; fields are laid out there.
   struct Buffers;
   // Runs tokens at positions [first, first + n), n ≤ max_batch, through the model; writes

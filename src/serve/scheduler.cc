@@ -42,7 +42,11 @@ struct Scheduler::Slot {
 
 Scheduler::Scheduler(const LlamaModel& model, const Tokenizer& tokenizer, ThreadPool& pool,
                      SchedulerOptions options)
-    : model_(model), tokenizer_(tokenizer), pool_(pool), options_(options) {
+    : model_(model),
+      tokenizer_(tokenizer),
+      pool_(pool),
+      options_(options),
+      decoder_(model, std::max(options.slots, 1), std::max(options.ctx_size, 1), pool) {
   TULU_CHECK(options_.slots >= 1, "--slots must be >= 1, got ", options_.slots);
   TULU_CHECK(options_.ctx_size >= 1, "--ctx-size must be >= 1, got ", options_.ctx_size);
   TULU_CHECK(options_.max_queue >= 1, "--queue must be >= 1, got ", options_.max_queue);
@@ -186,15 +190,30 @@ bool Scheduler::prefill_one_chunk() {
 }
 
 void Scheduler::decode_step() {
+  std::vector<Slot*> ready;
+  std::vector<Session*> sessions;
+  std::vector<int> tokens;
   for (auto& slot : slots_) {
     if (!slot->work || !slot->decoding) continue;
+    ready.push_back(slot.get());
+    sessions.push_back(&slot->session);
+    tokens.push_back(slot->work->sequence->next_input());
+  }
+  if (ready.empty()) return;
+  // All generating slots advance together: one forward step, rows = slots.
+  std::span<const float> logits;
+  try {
+    logits = decoder_.decode(sessions, tokens);
+  } catch (const std::exception& e) {
+    for (Slot* slot : ready) finish_slot(*slot, e.what());
+    return;
+  }
+  const size_t vocab = logits.size() / ready.size();
+  for (size_t i = 0; i < ready.size(); ++i) {
     try {
-      const int id = slot->work->sequence->next_input();
-      const std::span<const float> logits =
-          slot->session.eval(std::span<const int>(&id, 1), /*all_logits=*/false);
-      after_step(*slot, logits);
+      after_step(*ready[i], logits.subspan(i * vocab, vocab));
     } catch (const std::exception& e) {
-      finish_slot(*slot, e.what());
+      finish_slot(*ready[i], e.what());
     }
   }
 }

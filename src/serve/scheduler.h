@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "llama/batch_decode.h"
 #include "llama/model.h"
 #include "llama/session.h"
 #include "serve/sequence.h"
@@ -114,6 +115,7 @@ class Scheduler {
   ThreadPool& pool_;
   SchedulerOptions options_;
   std::vector<std::unique_ptr<Slot>> slots_;  // scheduler thread only
+  BatchDecoder decoder_;                      // scheduler thread only
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
