@@ -53,10 +53,13 @@ StreamFlags parse_stream(const RequestFields& f) {
   return flags;
 }
 
-Json usage_json(int prompt_tokens, int completion_tokens) {
-  return Json{{"prompt_tokens", prompt_tokens},
-              {"completion_tokens", completion_tokens},
-              {"total_tokens", prompt_tokens + completion_tokens}};
+// cached_tokens < 0: not reported (streams).
+Json usage_json(int prompt_tokens, int completion_tokens, int cached_tokens = -1) {
+  Json usage{{"prompt_tokens", prompt_tokens},
+             {"completion_tokens", completion_tokens},
+             {"total_tokens", prompt_tokens + completion_tokens}};
+  if (cached_tokens >= 0) usage["prompt_tokens_details"] = {{"cached_tokens", cached_tokens}};
+  return usage;
 }
 
 Json bytes_of(const std::string& text) {
@@ -181,9 +184,11 @@ void handle_chat(ServeContext& context, const httplib::Request& req, httplib::Re
     const std::vector<ChoiceResult> results = collect_choices(context, *channel, spec.n);
     Json choices = Json::array();
     int completion_tokens = 0;
+    int cached_tokens = 0;  // of the first choice (each choice may land in another slot)
     for (size_t i = 0; i < results.size(); ++i) {
       const ChoiceResult& r = results[i];
       completion_tokens += r.completion_tokens;
+      if (i == 0) cached_tokens = r.cached_tokens;
       choices.push_back({{"index", i},
                          {"message", {{"role", "assistant"}, {"content", r.text}}},
                          {"logprobs", logprobs ? chat_logprobs(context.tokenizer, r.tokens) : Json(nullptr)},
@@ -191,7 +196,8 @@ void handle_chat(ServeContext& context, const httplib::Request& req, httplib::Re
     }
     Json out = chunk_base(id, "chat.completion", created, context.model_name);
     out["choices"] = choices;
-    out["usage"] = usage_json(static_cast<int>(spec.prompt_ids.size()), completion_tokens);
+    out["usage"] =
+        usage_json(static_cast<int>(spec.prompt_ids.size()), completion_tokens, cached_tokens);
     out["system_fingerprint"] = nullptr;
     reply_json(res, out);
     return;
@@ -305,9 +311,11 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
     const std::vector<ChoiceResult> results = collect_choices(context, *channel, spec.n);
     Json choices = Json::array();
     int completion_tokens = 0;
+    int cached_tokens = 0;  // of the first choice (each choice may land in another slot)
     for (size_t i = 0; i < results.size(); ++i) {
       const ChoiceResult& r = results[i];
       completion_tokens += r.completion_tokens;
+      if (i == 0) cached_tokens = r.cached_tokens;
       choices.push_back({{"index", i},
                          {"text", prefix + r.text},
                          {"logprobs", logprobs ? completion_logprobs(context.tokenizer, r.tokens, prefix.size())
@@ -316,7 +324,8 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
     }
     Json out = chunk_base(id, "text_completion", created, context.model_name);
     out["choices"] = choices;
-    out["usage"] = usage_json(static_cast<int>(spec.prompt_ids.size()), completion_tokens);
+    out["usage"] =
+        usage_json(static_cast<int>(spec.prompt_ids.size()), completion_tokens, cached_tokens);
     out["system_fingerprint"] = nullptr;
     reply_json(res, out);
     return;

@@ -98,6 +98,7 @@ std::vector<ChoiceResult> collect_choices(const ServeContext& context, RequestCh
       r.finish_reason = event.finish_reason;
       r.prompt_tokens = event.prompt_tokens;
       r.completion_tokens = event.completion_tokens;
+      r.cached_tokens = event.cached_tokens;
       context.metrics.add_tokens(event.prompt_tokens, event.completion_tokens);
       if (!event.error.empty()) error = event.error;
     }

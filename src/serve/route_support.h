@@ -80,6 +80,7 @@ struct ChoiceResult {
   FinishReason finish_reason = FinishReason::Length;
   int prompt_tokens = 0;
   int completion_tokens = 0;
+  int cached_tokens = 0;  // prompt tokens whose KV cache entries were reused
 };
 
 // Waits until each of `choices` choices is done (non-streaming requests). A failed

@@ -5,7 +5,7 @@
   streaming    SSE chunks: role first, deltas concatenate to the non-streamed text,
                finish_reason, usage chunk (stream_options.include_usage), data: [DONE];
                TGI /generate_stream token events and the final generated_text + details
-  fields       stop strings (finish "stop", text cut before the stop string), max_tokens
+  fields       KV prefix reuse (usage.prompt_tokens_details.cached_tokens), stop strings (finish "stop", text cut before the stop string), max_tokens
                (finish "length"), seed (same seed → same text; n = 3 → three choices with
                their own seeds), logprobs / top_logprobs shapes and values ≤ 0,
                presence_penalty changes a greedy run
@@ -95,7 +95,9 @@ def test_streaming(server):
     check(len(finals) == 1 and finals[0]["choices"][0]["finish_reason"] == "length", "one finish chunk")
     check(all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks),
           "chunk object and id")
-    check(chunks[-1]["choices"] == [] and chunks[-1]["usage"] == full["usage"], "usage chunk last")
+    counts = ("prompt_tokens", "completion_tokens", "total_tokens")
+    check(chunks[-1]["choices"] == [] and
+          all(chunks[-1]["usage"][k] == full["usage"][k] for k in counts), "usage chunk last")
     events = server.stream("/v1/completions", {"prompt": "Once", "max_tokens": 10, "stream": True})
     _, full = server.post("/v1/completions", {"prompt": "Once", "max_tokens": 10})
     text = "".join(c["choices"][0]["text"] for c in events[:-1])
@@ -124,6 +126,18 @@ def test_fields(server):
           out["choices"][0]["finish_reason"] == "stop", f"stop {stop!r}")
     _, out = server.post("/v1/chat/completions", dict(base, max_tokens=3))
     check(out["usage"]["completion_tokens"] == 3 and out["choices"][0]["finish_reason"] == "length", "max_tokens 3")
+    # KV prefix reuse: a follow-up turn lands in the slot holding the conversation so far.
+    history = base["messages"] + [{"role": "assistant", "content": text}]
+    _, turn2 = server.post("/v1/chat/completions", {"messages": history + [{"role": "user", "content": "More"}],
+                                                    "max_tokens": 3})
+    first_len = free["usage"]["prompt_tokens"]
+    cached = turn2["usage"]["prompt_tokens_details"]["cached_tokens"]
+    check(cached >= first_len, f"second turn reuses the cached prefix ({cached} >= {first_len} tokens)")
+    _, again = server.post("/v1/chat/completions", {"messages": history + [{"role": "user", "content": "More"}],
+                                                    "max_tokens": 3})
+    check(again["choices"] == turn2["choices"] and
+          again["usage"]["prompt_tokens_details"]["cached_tokens"] == turn2["usage"]["prompt_tokens"] - 1,
+          "the same prompt again: all but its last token cached, same output")
     sampled = dict(base, temperature=1.0, seed=7)
     _, a = server.post("/v1/chat/completions", sampled)
     _, b = server.post("/v1/chat/completions", sampled)
