@@ -75,8 +75,10 @@ RunFunction setup(CLI::App& app) {
   app.add_option("--dump-grads", o->dump_grads_path,
                  "write the first step's gradient to FILE.safetensors (+ FILE.batch.json, the "
                  "rows) and exit without training");
-  app.add_flag("!--no-progress", o->progress, "no progress line on stderr");
-  return [o, model] {
+  auto no_progress = std::make_shared<bool>(false);
+  app.add_flag("--no-progress", *no_progress, "no progress line on stderr");
+  return [o, model, no_progress] {
+    o->progress = !*no_progress;
     o->model_dir = model->model_dir;
     o->threads = model->threads;
     return run_sft(*o);

@@ -13,6 +13,7 @@ schedule formulas):
 - gradient accumulation: the --dump-grads gradient of a 2-micro-batch step equals the mean of
   the two rows' single-row gradients (rows of different token counts: a token-weighted mean
   would differ), and FILE.batch.json holds the rows' ids and labels as SentencePiece gives;
+- --checkpoint-activations: bit-identical model and metrics;
 - the output: same tensor names/shapes as transformers' registry, the input dtype kept
   (bf16 in -> bf16 out), loads in `tulu generate`; eval rows at the requested steps.
 """
@@ -256,6 +257,20 @@ def test_grad_accumulation(model, sp):
     print(f"  ok   max |g - mean(g1, g2)| / max|g| = {worst:.2e}")
 
 
+def test_checkpoint_activations(model):
+    print("--checkpoint-activations recomputes the same numbers")
+    data = os.path.join(TMP, "ckpt_act.jsonl")
+    write_jsonl(data, text_rows(6))
+    outputs = []
+    for extra in ([], ["--checkpoint-activations"]):
+        out = os.path.join(TMP, f"ckpt_act_out{len(extra)}")
+        sft(model, data, out, "--batch-size", "3", "--grad-accum", "1", "--lr", "1e-2", "--no-progress", *extra)
+        with open(os.path.join(out, "model.safetensors"), "rb") as f:
+            outputs.append((f.read(), read_metrics(out)[0]))
+    check(outputs[0] == outputs[1], "--checkpoint-activations changed the trained model or the metrics")
+    print("  ok   identical model bytes and metrics")
+
+
 def main():
     os.makedirs(TMP, exist_ok=True)
     model = os.path.join(TMP, "model")
@@ -267,6 +282,7 @@ def main():
     test_schedules(model)
     test_memorize_and_outputs(model, bf16_model, sp)
     test_grad_accumulation(model, sp)
+    test_checkpoint_activations(model)
     if failures:
         print(f"{len(failures)} failures")
         sys.exit(1)
