@@ -37,9 +37,10 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq --no-install-recommends nodejs npm || true
 fi
 
-# The npm reference tokenizer lives in tests/reference/node_modules (ignored by git).
-if [ ! -d tests/reference/node_modules/tokenizers ]; then
-  echo "setup: installing npm tokenizers (test reference)"
+# The npm reference tokenizer and the openai client (tulu serve tests) live in
+# tests/reference/node_modules (ignored by git).
+if [ ! -d tests/reference/node_modules/tokenizers ] || [ ! -d tests/reference/node_modules/openai ]; then
+  echo "setup: installing npm tokenizers and openai (test references)"
   (cd tests/reference && npm install --no-audit --no-fund --silent >/dev/null 2>&1) \
-    || echo "setup: warning: npm tokenizers not installed; the HF tokenizers comparison will be skipped"
+    || echo "setup: warning: npm packages not installed; the HF tokenizers and openai client tests will be skipped"
 fi
