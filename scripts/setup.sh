@@ -13,6 +13,7 @@ debian_packages=(
   nlohmann-json3-dev        # config.json, tokenizer.json, JSON Lines
   libcli11-dev              # command line
   libcpp-httplib-dev        # HTTP server of tulu serve
+  chromium                  # headless browser for the tulu serve chat page test
   libgtest-dev libgmock-dev # unit tests
   libbenchmark-dev          # micro-benchmarks
   python3 python3-torch python3-numpy python3-sentencepiece python3-jinja2  # test references
@@ -37,10 +38,11 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq --no-install-recommends nodejs npm || true
 fi
 
-# The npm reference tokenizer and the openai client (tulu serve tests) live in
+# The npm reference tokenizer, the openai client and playwright-core (tulu serve tests) live in
 # tests/reference/node_modules (ignored by git).
-if [ ! -d tests/reference/node_modules/tokenizers ] || [ ! -d tests/reference/node_modules/openai ]; then
-  echo "setup: installing npm tokenizers and openai (test references)"
+if [ ! -d tests/reference/node_modules/tokenizers ] || [ ! -d tests/reference/node_modules/openai ] \
+    || [ ! -d tests/reference/node_modules/playwright-core ]; then
+  echo "setup: installing npm tokenizers, openai, playwright-core (test references)"
   (cd tests/reference && npm install --no-audit --no-fund --silent >/dev/null 2>&1) \
-    || echo "setup: warning: npm packages not installed; the HF tokenizers and openai client tests will be skipped"
+    || echo "setup: warning: npm packages not installed; the HF tokenizers, openai client and chat page tests will be skipped"
 fi

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "serve/chat_page.h"
 #include "serve/openai_routes.h"
 #include "serve/tgi_routes.h"
 
@@ -88,6 +89,11 @@ HttpServer::HttpServer(ServeContext& context, HttpServerOptions options)
     } catch (...) {
     }
     reply_json(res, error_body(style_for(req.path), ApiError(500, message, "server_error")), 500);
+  });
+  server.Get("/", [&context](const httplib::Request&, httplib::Response& res) {
+    const std::string_view page = chat_page_html();
+    res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
+    context.metrics.count_request("/", 200);
   });
   register_openai_routes(server, context);
   register_tgi_routes(server, context);
