@@ -34,8 +34,7 @@ RunFunction setup(CLI::App& app) {
   app.add_option("--warmup-ratio", o->warmup_ratio, "warm-up steps as a fraction of all steps")
       ->capture_default_str();
   app.add_option("--warmup-steps", o->warmup_steps, "warm-up steps (overrides --warmup-ratio)");
-  app.add_option("--batch-size", o->batch_size, "sequences per micro-batch")
-      ->capture_default_str();
+  app.add_option("--batch-size", o->batch_size, "sequences per micro-batch")->capture_default_str();
   app.add_option("--grad-accum", o->grad_accum,
                  "micro-batches per optimizer step (default: --effective-batch / --batch-size)");
   app.add_option("--effective-batch", o->effective_batch,

@@ -66,8 +66,8 @@ MetricsLog MetricsLog::resume(const std::string& path, int64_t keep_through_step
 
 void MetricsLog::write(const Json& row) {
   const std::string line = row.dump() + "\n";
-  const bool ok = std::fwrite(line.data(), 1, line.size(), file_) == line.size() &&
-                  std::fflush(file_) == 0;
+  const bool ok =
+      std::fwrite(line.data(), 1, line.size(), file_) == line.size() && std::fflush(file_) == 0;
   TULU_CHECK(ok, "cannot write '", path_, "': ", std::strerror(errno));
 }
 

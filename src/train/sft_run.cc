@@ -17,9 +17,9 @@ SftPlan resolve_sft_plan(const SftOptions& options, int64_t examples) {
   SftPlan plan;
   plan.examples = examples;
   plan.micro_batches_per_epoch = (examples + options.batch_size - 1) / options.batch_size;
-  const int64_t requested = options.grad_accum > 0
-                                ? options.grad_accum
-                                : std::max<int64_t>(1, options.effective_batch / options.batch_size);
+  const int64_t requested =
+      options.grad_accum > 0 ? options.grad_accum
+                             : std::max<int64_t>(1, options.effective_batch / options.batch_size);
   plan.grad_accum = std::min(requested, plan.micro_batches_per_epoch);
   plan.grad_accum_clamped = requested > plan.grad_accum;
   plan.steps_per_epoch = steps_per_epoch(plan.micro_batches_per_epoch, plan.grad_accum);
@@ -91,8 +91,8 @@ std::vector<std::string> list_checkpoints(const std::string& out_dir) {
       continue;
     }
     const std::string digits = name.substr(prefix.size());
-    if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(),
-                                           [](char c) { return c >= '0' && c <= '9'; })) {
+    if (digits.size() > 18 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       continue;
     }
     found.emplace_back(std::stoll(digits), entry.path().string());

@@ -17,10 +17,10 @@ namespace tulu {
 struct SftPlan {
   int64_t examples = 0;
   int64_t micro_batches_per_epoch = 0;
-  int64_t grad_accum = 1;          // resolved (see resolve_sft_plan)
-  bool grad_accum_clamped = false; // the requested value exceeded the micro-batches per epoch
+  int64_t grad_accum = 1;           // resolved (see resolve_sft_plan)
+  bool grad_accum_clamped = false;  // the requested value exceeded the micro-batches per epoch
   int64_t steps_per_epoch = 0;
-  int64_t total_steps = 0;         // epochs × steps_per_epoch, or max_steps
+  int64_t total_steps = 0;  // epochs × steps_per_epoch, or max_steps
   int64_t warmup_steps = 0;
 };
 

@@ -36,8 +36,8 @@ StepStats accumulate_step_gradient(TrainModel& model, const std::vector<MicroBat
     if (batch.target_tokens == 0) continue;
     // Computed in double, rounded once: the same scale PyTorch applies to a mean loss
     // divided by the number of accumulated micro-batches, up to that single rounding.
-    const double scale = 1.0 / (static_cast<double>(batch.target_tokens) *
-                                static_cast<double>(stats.micro_batches));
+    const double scale =
+        1.0 / (static_cast<double>(batch.target_tokens) * static_cast<double>(stats.micro_batches));
     const LossStats loss =
         model.forward_backward(batch.sequences, params, grads, static_cast<float>(scale));
     TULU_CHECK(loss.tokens == batch.target_tokens, "internal: the model counted ", loss.tokens,

@@ -27,7 +27,7 @@ struct StepStats {
   // the gradient of. Micro-batches without a counted target (possible only for rows whose
   // sole label is at position 0) take no part in either.
   double loss = 0;
-  double accuracy = 0;        // token-weighted: Σ correct / Σ target tokens of the step
+  double accuracy = 0;  // token-weighted: Σ correct / Σ target tokens of the step
   int64_t target_tokens = 0;
   int64_t input_tokens = 0;
   int64_t micro_batches = 0;  // those that had targets

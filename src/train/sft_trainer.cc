@@ -97,9 +97,10 @@ std::string describe_data(const SftDataset& d, int64_t max_seq_length) {
     targets += count_target_tokens({e.input_ids, e.labels});
   }
   std::string text = str_cat(d.rows_read, " rows, ", d.examples.size(), " examples (",
-                             d.dropped_no_labels, " dropped without a target token, ",
-                             d.truncated, " truncated at ", max_seq_length, " tokens");
-  if (d.bad_rows > 0) text += str_cat(", ", d.bad_rows, " bad rows skipped, first: ", d.first_bad_row);
+                             d.dropped_no_labels, " dropped without a target token, ", d.truncated,
+                             " truncated at ", max_seq_length, " tokens");
+  if (d.bad_rows > 0)
+    text += str_cat(", ", d.bad_rows, " bad rows skipped, first: ", d.first_bad_row);
   return text + str_cat("), ", tokens, " tokens, ", targets, " target tokens");
 }
 
@@ -108,12 +109,11 @@ std::string describe_data(const SftDataset& d, int64_t max_seq_length) {
 double estimate_memory_bytes(const LlamaConfig& c, size_t params, int64_t longest,
                              int64_t batch_size, bool checkpoint_activations) {
   const double tokens = static_cast<double>(longest) * static_cast<double>(batch_size);
-  const double per_layer = 4.0 * c.hidden_size + 2.0 * c.q_dim() + 2.0 * c.kv_dim() +
-                           2.0 * c.intermediate_size;
+  const double per_layer =
+      4.0 * c.hidden_size + 2.0 * c.q_dim() + 2.0 * c.kv_dim() + 2.0 * c.intermediate_size;
   const double layers = c.num_hidden_layers;
-  const double activations = checkpoint_activations
-                                 ? tokens * (layers * c.hidden_size + per_layer)
-                                 : tokens * layers * per_layer;
+  const double activations = checkpoint_activations ? tokens * (layers * c.hidden_size + per_layer)
+                                                    : tokens * layers * per_layer;
   return 4.0 * (4.0 * static_cast<double>(params) + activations);
 }
 
@@ -148,7 +148,8 @@ int run_dump_grads(Session& s) {
   const auto epoch_plan = plan_epoch(s.lengths, s.batch_options, /*epoch=*/0);
   const int64_t end = std::min<int64_t>(s.plan.grad_accum, static_cast<int64_t>(epoch_plan.size()));
   const std::vector<MicroBatch> batches = step_micro_batches(s, epoch_plan, 0, end);
-  const StepStats stats = accumulate_step_gradient(s.model, batches, s.params.data(), s.grads.data());
+  const StepStats stats =
+      accumulate_step_gradient(s.model, batches, s.params.data(), s.grads.data());
   const double norm = clip_grad_norm(s.grads.data(), s.grads.size(), /*max_norm=*/0.0);
   std::vector<DumpedRow> rows;
   for (size_t k = 0; k < batches.size(); ++k) {
@@ -179,8 +180,9 @@ void run_eval(Session& s, int64_t step, MetricsLog& metrics, TrainProgress& prog
                      {"eval_num_tokens", stats.tokens}});
   progress.finish();
   if (s.options.progress) {
-    std::fprintf(stderr, "eval at step %" PRId64 ": loss %.4f, token accuracy %.4f (%" PRId64
-                 " tokens)\n", step, stats.loss, stats.accuracy, stats.tokens);
+    std::fprintf(stderr,
+                 "eval at step %" PRId64 ": loss %.4f, token accuracy %.4f (%" PRId64 " tokens)\n",
+                 step, stats.loss, stats.accuracy, stats.tokens);
   }
 }
 
@@ -198,8 +200,8 @@ double train(Session& s, TrainerState& state, AdamW& optimizer, int64_t num_toke
                state.epoch, " has ", epoch_plan.size(), " micro-batches, expected ", per_epoch);
     TULU_CHECK(state.micro_batch_in_epoch % s.plan.grad_accum == 0 &&
                    state.micro_batch_in_epoch < per_epoch,
-               "checkpoint position: micro-batch ", state.micro_batch_in_epoch,
-               " of epoch ", state.epoch, " is not the start of a step");
+               "checkpoint position: micro-batch ", state.micro_batch_in_epoch, " of epoch ",
+               state.epoch, " is not the start of a step");
     while (state.global_step < s.plan.total_steps) {
       const int64_t first = state.micro_batch_in_epoch;
       const int64_t end = std::min(first + s.plan.grad_accum, per_epoch);
@@ -259,23 +261,26 @@ void print_summary(const SftOptions& o, const Loaded& m, const SftDataset& data,
     std::printf("eval data: %s: %s\n", o.eval_data_path.c_str(),
                 describe_data(*eval, o.max_seq_length).c_str());
   }
-  std::printf("batches: %" PRId64 " micro-batches of up to %" PRId64 " per epoch, gradient "
+  std::printf("batches: %" PRId64 " micro-batches of up to %" PRId64
+              " per epoch, gradient "
               "accumulation %" PRId64 "%s (effective batch %" PRId64 "), %" PRId64
               " steps per epoch, %" PRId64 " steps in all%s\n",
               plan.micro_batches_per_epoch, o.batch_size, plan.grad_accum,
               plan.grad_accum_clamped ? " (clamped to the micro-batches of an epoch)" : "",
               plan.grad_accum * o.batch_size, plan.steps_per_epoch, plan.total_steps,
               o.max_steps > 0 ? " (--max-steps)" : str_cat(" (", o.epochs, " epochs)").c_str());
-  std::printf("optimizer: AdamW lr %g (%s schedule, %" PRId64 " warm-up steps), betas (%g, %g), "
+  std::printf("optimizer: AdamW lr %g (%s schedule, %" PRId64
+              " warm-up steps), betas (%g, %g), "
               "eps %g, weight decay %g, clip %s\n",
               o.lr, o.lr_schedule.c_str(), plan.warmup_steps, o.adam_beta1, o.adam_beta2,
               o.adam_eps, o.weight_decay, o.clip > 0 ? str_cat(o.clip).c_str() : "off");
   const double memory = estimate_memory_bytes(m.config, m.layout->total(), longest, o.batch_size,
                                               o.checkpoint_activations);
-  std::printf("memory: about %s (fp32 weights, gradients and Adam moments %s; longest sequence "
-              "%" PRId64 " tokens%s), %d threads\n",
-              mib(memory).c_str(), mib(16.0 * static_cast<double>(m.layout->total())).c_str(),
-              longest, o.checkpoint_activations ? ", activation checkpointing" : "", threads);
+  std::printf(
+      "memory: about %s (fp32 weights, gradients and Adam moments %s; longest sequence "
+      "%" PRId64 " tokens%s), %d threads\n",
+      mib(memory).c_str(), mib(16.0 * static_cast<double>(m.layout->total())).c_str(), longest,
+      o.checkpoint_activations ? ", activation checkpointing" : "", threads);
   std::fflush(stdout);
 }
 
@@ -304,8 +309,10 @@ void validate_sft_options(const SftOptions& o) {
              "--warmup-ratio must be in [0, 1], got ", o.warmup_ratio);
   TULU_CHECK(o.warmup_steps >= -1, "--warmup-steps must be >= 0, got ", o.warmup_steps);
   TULU_CHECK(o.batch_size >= 1, "--batch-size must be >= 1, got ", o.batch_size);
-  TULU_CHECK(o.grad_accum >= 0, "--grad-accum must be >= 1 (or 0: --effective-batch / "
-             "--batch-size), got ", o.grad_accum);
+  TULU_CHECK(o.grad_accum >= 0,
+             "--grad-accum must be >= 1 (or 0: --effective-batch / "
+             "--batch-size), got ",
+             o.grad_accum);
   TULU_CHECK(o.effective_batch >= 1, "--effective-batch must be >= 1, got ", o.effective_batch);
   TULU_CHECK(o.max_seq_length >= 2, "--max-seq-length must be >= 2, got ", o.max_seq_length);
   TULU_CHECK(std::isfinite(o.weight_decay) && o.weight_decay >= 0,
@@ -318,8 +325,7 @@ void validate_sft_options(const SftOptions& o) {
              o.adam_beta2);
   TULU_CHECK(std::isfinite(o.adam_eps) && o.adam_eps > 0, "--adam-eps must be a number > 0, got ",
              o.adam_eps);
-  TULU_CHECK(o.max_steps == -1 || o.max_steps >= 1, "--max-steps must be >= 1, got ",
-             o.max_steps);
+  TULU_CHECK(o.max_steps == -1 || o.max_steps >= 1, "--max-steps must be >= 1, got ", o.max_steps);
   TULU_CHECK(o.save_every >= 0, "--save-every must be >= 0 (0 = no checkpoints), got ",
              o.save_every);
   TULU_CHECK(o.save_total_limit >= 0, "--save-total-limit must be >= 0 (0 = keep all), got ",
@@ -349,11 +355,13 @@ int run_sft(const SftOptions& options) {
   const SftDataset data = load_sft_jsonl(o.data_path, *tokenizer, data_options);
   std::unique_ptr<SftDataset> eval_data;
   if (!o.eval_data_path.empty()) {
-    eval_data = std::make_unique<SftDataset>(load_sft_jsonl(o.eval_data_path, *tokenizer, data_options));
+    eval_data =
+        std::make_unique<SftDataset>(load_sft_jsonl(o.eval_data_path, *tokenizer, data_options));
   }
 
   std::vector<int64_t> lengths;
-  for (const SftExample& e : data.examples) lengths.push_back(static_cast<int64_t>(e.input_ids.size()));
+  for (const SftExample& e : data.examples)
+    lengths.push_back(static_cast<int64_t>(e.input_ids.size()));
   const SftPlan plan = resolve_sft_plan(o, static_cast<int64_t>(data.examples.size()));
   print_summary(o, loaded, data, eval_data.get(), plan,
                 *std::max_element(lengths.begin(), lengths.end()), threads);

@@ -13,32 +13,32 @@
 namespace tulu {
 
 struct SftOptions {
-  std::string model_dir;        // Hugging Face directory (F32/BF16/F16 weights)
-  std::string data_path;        // JSONL (messages | prompt/completion | text)
+  std::string model_dir;  // Hugging Face directory (F32/BF16/F16 weights)
+  std::string data_path;  // JSONL (messages | prompt/completion | text)
   std::string output_dir;
-  std::string eval_data_path;   // optional
+  std::string eval_data_path;  // optional
   int64_t epochs = 2;
   double lr = 2e-5;
   std::string lr_schedule = "linear";
   double warmup_ratio = 0.03;
-  int64_t warmup_steps = -1;    // ≥ 0 overrides warmup_ratio
-  int64_t batch_size = 1;       // sequences per micro-batch
-  int64_t grad_accum = 0;       // 0 = effective_batch / batch_size, clamped to the data
+  int64_t warmup_steps = -1;  // ≥ 0 overrides warmup_ratio
+  int64_t batch_size = 1;     // sequences per micro-batch
+  int64_t grad_accum = 0;     // 0 = effective_batch / batch_size, clamped to the data
   int64_t effective_batch = 128;
   int64_t max_seq_length = 8192;
   double weight_decay = 0.0;
-  double clip = -1.0;           // ≤ 0: off (open-instruct's default)
+  double clip = -1.0;  // ≤ 0: off (open-instruct's default)
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
   uint64_t seed = 42;
-  int64_t max_steps = -1;       // > 0: train exactly this many optimizer steps (as Hugging
-                                // Face's max_steps: it replaces epochs — the data is cycled
-                                // epoch after epoch — and the schedule spans these steps)
-  int64_t save_every = 0;       // optimizer steps between checkpoints; 0 = none (the final
-                                // model is always written)
-  int64_t save_total_limit = 0; // > 0: keep only the newest N checkpoint-<step> directories
-  int64_t eval_every = 0;       // optimizer steps between evaluations; 0 = end of each epoch
-  bool resume = false;          // continue from the latest OUT/checkpoint-N
-  std::string resume_from;      // or from this checkpoint directory
+  int64_t max_steps = -1;        // > 0: train exactly this many optimizer steps (as Hugging
+                                 // Face's max_steps: it replaces epochs — the data is cycled
+                                 // epoch after epoch — and the schedule spans these steps)
+  int64_t save_every = 0;        // optimizer steps between checkpoints; 0 = none (the final
+                                 // model is always written)
+  int64_t save_total_limit = 0;  // > 0: keep only the newest N checkpoint-<step> directories
+  int64_t eval_every = 0;        // optimizer steps between evaluations; 0 = end of each epoch
+  bool resume = false;           // continue from the latest OUT/checkpoint-N
+  std::string resume_from;       // or from this checkpoint directory
   bool length_buckets = false;
   bool checkpoint_activations = false;
   bool skip_bad_rows = false;

@@ -14,8 +14,8 @@ constexpr double kLogLineSeconds = 30.0;
 constexpr int64_t kLogLinesPerRun = 10;
 }  // namespace
 
-TrainProgress::TrainProgress(int64_t total_steps, int64_t first_step, bool enabled,
-                             std::FILE* out, bool interactive)
+TrainProgress::TrainProgress(int64_t total_steps, int64_t first_step, bool enabled, std::FILE* out,
+                             bool interactive)
     : total_steps_(total_steps),
       first_step_(first_step),
       enabled_(enabled),
@@ -46,11 +46,11 @@ std::string TrainProgress::render(const StepReport& r, double elapsed) const {
                                    : -1.0;
   char buffer[256];
   std::snprintf(buffer, sizeof buffer,
-                "step %" PRId64 "/%" PRId64 " | epoch %.2f | loss %.4f | lr %.3e | grad norm %.3f"
+                "step %" PRId64 "/%" PRId64
+                " | epoch %.2f | loss %.4f | lr %.3e | grad norm %.3f"
                 " | %.0f tok/s | elapsed %s | ETA %s",
                 r.step, total_steps_, r.epoch, r.loss, r.learning_rate, r.grad_norm,
-                tokens_per_second, format_duration(elapsed).c_str(),
-                format_duration(eta).c_str());
+                tokens_per_second, format_duration(elapsed).c_str(), format_duration(eta).c_str());
   return buffer;
 }
 

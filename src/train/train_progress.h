@@ -13,12 +13,12 @@
 namespace tulu {
 
 struct StepReport {
-  int64_t step = 0;        // optimizer steps done (1-based after the first update)
-  double epoch = 0;        // fractional, as in metrics.jsonl
+  int64_t step = 0;  // optimizer steps done (1-based after the first update)
+  double epoch = 0;  // fractional, as in metrics.jsonl
   double loss = 0;
   double learning_rate = 0;
   double grad_norm = 0;
-  int64_t step_tokens = 0; // input tokens processed by this step (padding-free)
+  int64_t step_tokens = 0;  // input tokens processed by this step (padding-free)
 };
 
 class TrainProgress {
@@ -47,9 +47,9 @@ class TrainProgress {
   bool interactive_;
   Clock::time_point start_;
   Clock::time_point last_print_;
-  int64_t tokens_ = 0;          // input tokens since start_
-  bool line_open_ = false;      // an in-place line is on screen without its newline
-  size_t last_width_ = 0;       // characters of the last in-place line (to blank leftovers)
+  int64_t tokens_ = 0;      // input tokens since start_
+  bool line_open_ = false;  // an in-place line is on screen without its newline
+  size_t last_width_ = 0;   // characters of the last in-place line (to blank leftovers)
 };
 
 }  // namespace tulu
