@@ -5,6 +5,18 @@
 // Loss: each micro-batch's loss is the mean token cross-entropy over its counted targets
 // (Hugging Face's CrossEntropyLoss, mean); an optimizer step's gradient is the mean of its
 // micro-batches' gradients (so the last, shorter step of an epoch is not scaled down).
+//
+// Output directory:
+//   metrics.jsonl  one row per optimizer step {"step", "epoch" (step / steps per epoch, as
+//                  Hugging Face), "loss" (mean of the step's micro-batch mean losses, what the
+//                  HF Trainer logs), "grad_norm" (before clipping), "learning_rate" (used for
+//                  this update), "num_tokens" (cumulative target tokens), "mean_token_accuracy"
+//                  (token-weighted)}, and evaluation rows {"step", "epoch", "eval_loss",
+//                  "eval_mean_token_accuracy", "eval_num_tokens"} (token-weighted over the set)
+//   checkpoint-<step>/  every save_every steps (train_checkpoint.h)
+//   the final model (config.json, model.safetensors in the input dtype, tokenizer files)
+// A resumed run repeats the uninterrupted run's operations in the same order, so with the same
+// --threads its final weights and metrics are bit-identical.
 #pragma once
 
 #include <cstdint>
