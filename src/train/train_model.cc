@@ -21,8 +21,9 @@ namespace tulu {
 namespace {
 
 // Rows of logits formed at a time by the loss head: bounds the [rows, vocab] buffer
-// (256 × 32000 floats = 32 MB) while keeping the lm_head GEMMs large.
-constexpr int64_t kHeadChunkRows = 256;
+// (1024 × 32000 floats = 131 MB) while keeping the lm_head GEMMs large: each chunk rewrites
+// the whole lm_head gradient, so fewer, larger chunks save memory traffic.
+constexpr int64_t kHeadChunkRows = 1024;
 
 // Offsets of one layer's parameters in the flat buffer.
 struct LayerOffsets {
@@ -55,8 +56,6 @@ struct LayerActivations {
     up.resize(rows * inter);
   }
 };
-
-float* at(std::vector<float>& v, size_t offset) { return v.data() + offset; }
 
 }  // namespace
 
@@ -106,8 +105,8 @@ struct TrainModel::Impl {
     lm_head_offset =
         c.tie_word_embeddings ? embed_offset : layout.at("lm_head.weight").offset;
     for (int l = 0; l < c.num_hidden_layers; ++l) {
-      const std::string p = str_cat("model.layers.", l, ".");
-      auto offset = [&](const char* name) { return layout.at(p + name).offset; };
+      const std::string prefix = str_cat("model.layers.", l, ".");
+      auto offset = [&](const char* name) { return layout.at(prefix + name).offset; };
       layer_offsets.push_back({offset("input_layernorm.weight"), offset("self_attn.q_proj.weight"),
                                offset("self_attn.k_proj.weight"), offset("self_attn.v_proj.weight"),
                                offset("self_attn.o_proj.weight"),
