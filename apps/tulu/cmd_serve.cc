@@ -17,11 +17,11 @@
 #include <thread>
 
 #include "command.h"
-#include "model_tokenizer.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "generate/generation_defaults.h"
 #include "llama/model.h"
+#include "model_tokenizer.h"
 #include "serve/http_server.h"
 #include "serve/metrics.h"
 #include "serve/route_support.h"
@@ -101,10 +101,11 @@ int run_serve(ServeCommand& c) {
   });
   signal_thread.detach();  // stays blocked in read when the server ends otherwise
 
-  std::printf("tulu serve: listening on http://%s:%d (model %s, %d slots x %d tokens, chat "
-              "format %s)\n",
-              c.http.host.c_str(), port, name.c_str(), c.scheduler.slots, c.scheduler.ctx_size,
-              std::string(chat_format_name(format)).c_str());
+  std::printf(
+      "tulu serve: listening on http://%s:%d (model %s, %d slots x %d tokens, chat "
+      "format %s)\n",
+      c.http.host.c_str(), port, name.c_str(), c.scheduler.slots, c.scheduler.ctx_size,
+      std::string(chat_format_name(format)).c_str());
   std::fflush(stdout);
   server.listen();
   scheduler.shutdown();
@@ -115,7 +116,8 @@ int run_serve(ServeCommand& c) {
 RunFunction setup(CLI::App& app) {
   auto c = std::make_shared<ServeCommand>();
   add_model_options(app, c->model);
-  app.add_option("--host", c->http.host, "address to listen on (default 127.0.0.1: this machine only)");
+  app.add_option("--host", c->http.host,
+                 "address to listen on (default 127.0.0.1: this machine only)");
   app.add_option("--port", c->http.port, "TCP port; 0 = any free port (printed)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--slots", c->scheduler.slots,

@@ -65,18 +65,18 @@ std::span<const float> BatchDecoder::decode(std::span<Session* const> sessions,
   const LlamaConfig& c = model_.config();
   const LlamaWeights& w = model_.weights();
   const int rows = static_cast<int>(sessions.size());
-  TULU_CHECK(rows >= 1 && rows <= max_rows_, "batch decode: ", rows,
-             " sessions, expected 1 to ", max_rows_);
+  TULU_CHECK(rows >= 1 && rows <= max_rows_, "batch decode: ", rows, " sessions, expected 1 to ",
+             max_rows_);
   TULU_CHECK(tokens.size() == sessions.size(), "batch decode: ", tokens.size(), " tokens for ",
              rows, " sessions");
   for (int i = 0; i < rows; ++i) {
     const Session* s = sessions[static_cast<size_t>(i)];
     TULU_CHECK(s != nullptr && &s->model_ == &model_, "batch decode: session ", i,
                " is null or belongs to another model");
-    TULU_CHECK(s->capacity_ <= max_positions_, "batch decode: session ", i, " holds ",
-               s->capacity_, " positions, more than ", max_positions_);
-    TULU_CHECK(s->pos() < s->capacity_, "context overflow: session ", i, " is full (",
-               s->capacity_, " tokens)");
+    TULU_CHECK(s->capacity_ <= max_positions_, "batch decode: session ", i, " holds ", s->capacity_,
+               " positions, more than ", max_positions_);
+    TULU_CHECK(s->pos() < s->capacity_, "context overflow: session ", i, " is full (", s->capacity_,
+               " tokens)");
     const int id = tokens[static_cast<size_t>(i)];
     TULU_CHECK(id >= 0 && id < c.vocab_size, "token id ", id, " (session ", i,
                ") is outside the vocabulary [0, ", c.vocab_size, ")");

@@ -48,34 +48,38 @@ HttpServer::HttpServer(ServeContext& context, HttpServerOptions options)
     : impl_(std::make_unique<Impl>(context, std::move(options))) {
   httplib::Server& server = impl_->server;
   const int threads = impl_->options.http_threads;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  server.new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<size_t>(threads));
+  };
   server.set_payload_max_length(impl_->options.max_body_bytes);
   server.set_read_timeout(impl_->options.read_timeout_seconds, 0);
   server.set_write_timeout(impl_->options.read_timeout_seconds, 0);
   server.set_keep_alive_max_count(100);
 
   const std::string api_key = impl_->options.api_key;
-  server.set_pre_routing_handler([&context, api_key](const httplib::Request& req,
-                                                     httplib::Response& res) {
-    if (api_key.empty() || req.path == "/" || req.path == "/health") {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    const std::string auth = req.get_header_value("Authorization");
-    if (auth == "Bearer " + api_key) return httplib::Server::HandlerResponse::Unhandled;
-    const ApiError error(401,
-                         auth.empty() ? "missing API key: send the header Authorization: Bearer <key>"
-                                      : "invalid API key",
-                         style_for(req.path) == ApiStyle::Tgi ? "unauthorized" : "invalid_request_error",
-                         "", "invalid_api_key");
-    reply_json(res, error_body(style_for(req.path), error), 401);
-    context.metrics.count_request("unauthorized", 401);
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  server.set_pre_routing_handler(
+      [&context, api_key](const httplib::Request& req, httplib::Response& res) {
+        if (api_key.empty() || req.path == "/" || req.path == "/health") {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        const std::string auth = req.get_header_value("Authorization");
+        if (auth == "Bearer " + api_key) return httplib::Server::HandlerResponse::Unhandled;
+        const ApiError error(
+            401,
+            auth.empty() ? "missing API key: send the header Authorization: Bearer <key>"
+                         : "invalid API key",
+            style_for(req.path) == ApiStyle::Tgi ? "unauthorized" : "invalid_request_error", "",
+            "invalid_api_key");
+        reply_json(res, error_body(style_for(req.path), error), 401);
+        context.metrics.count_request("unauthorized", 401);
+        return httplib::Server::HandlerResponse::Handled;
+      });
   // Failures httplib answers itself (no route, body too large, ...) get the API's shape.
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     const ApiStyle style = style_for(req.path);
-    const ApiError error(res.status, status_message(res.status) + " (" + req.method + " " + req.path + ")",
+    const ApiError error(res.status,
+                         status_message(res.status) + " (" + req.method + " " + req.path + ")",
                          style == ApiStyle::Tgi ? "validation" : "invalid_request_error");
     reply_json(res, error_body(style, error), res.status);
   });
@@ -114,7 +118,9 @@ int HttpServer::bind() {
   return o.port;
 }
 
-void HttpServer::listen() { impl_->server.listen_after_bind(); }
+void HttpServer::listen() {
+  impl_->server.listen_after_bind();
+}
 
 void HttpServer::drain_and_stop(double timeout_seconds) {
   ServeContext& context = impl_->context;

@@ -12,10 +12,10 @@ namespace tulu {
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;              // 0 = any free port (see bound_port)
-  std::string api_key;          // non-empty: requests need "Authorization: Bearer <key>"
+  int port = 8080;      // 0 = any free port (see bound_port)
+  std::string api_key;  // non-empty: requests need "Authorization: Bearer <key>"
   size_t max_body_bytes = 4u << 20;
-  int http_threads = 64;        // connections served at once (streams hold one each)
+  int http_threads = 64;  // connections served at once (streams hold one each)
   int read_timeout_seconds = 30;
 };
 

@@ -17,7 +17,8 @@ constexpr size_t kMaxStopStrings = 4;  // OpenAI's limit
 
 // The sampling fields both endpoints share, into spec.
 void parse_sampling(const RequestFields& f, GenerationSpec& spec, const char* max_tokens_key) {
-  if (auto v = f.integer(max_tokens_key, 1, 1 << 30)) spec.overrides.max_new_tokens = static_cast<int>(*v);
+  if (auto v = f.integer(max_tokens_key, 1, 1 << 30))
+    spec.overrides.max_new_tokens = static_cast<int>(*v);
   if (auto v = f.number("temperature", 0.0, 2.0)) spec.overrides.temperature = *v;
   if (auto v = f.number("top_p", 0.0, 1.0)) {
     if (*v <= 0.0) f.fail("top_p", "must be in (0, 1]");
@@ -78,8 +79,10 @@ Json chat_logprobs(const Tokenizer& tokenizer, const std::vector<SampledToken>& 
       const std::string alt = token_text(tokenizer, id);
       top.push_back({{"token", alt}, {"logprob", logprob}, {"bytes", bytes_of(alt)}});
     }
-    content.push_back(
-        {{"token", text}, {"logprob", t.logprob}, {"bytes", bytes_of(text)}, {"top_logprobs", top}});
+    content.push_back({{"token", text},
+                       {"logprob", t.logprob},
+                       {"bytes", bytes_of(text)},
+                       {"top_logprobs", top}});
   }
   return Json{{"content", content}};
 }
@@ -113,22 +116,25 @@ std::string message_content(const Json& content, size_t index) {
     for (const Json& part : content) {
       if (!part.is_object() || part.value("type", Json()) != "text" || !part.contains("text") ||
           !part["text"].is_string()) {
-        throw ApiError(400, str_cat(where, ": only {\"type\": \"text\", \"text\": ...} parts are supported"),
-                       "invalid_request_error", where);
+        throw ApiError(
+            400, str_cat(where, ": only {\"type\": \"text\", \"text\": ...} parts are supported"),
+            "invalid_request_error", where);
       }
       text += part["text"].get<std::string>();
     }
     return text;
   }
-  throw ApiError(400, str_cat(where, ": expected a string or a list of text parts, got ",
-                              json_preview(content)),
-                 "invalid_request_error", where);
+  throw ApiError(
+      400,
+      str_cat(where, ": expected a string or a list of text parts, got ", json_preview(content)),
+      "invalid_request_error", where);
 }
 
 std::vector<ChatMessage> parse_messages(const RequestFields& f) {
   if (!f.has("messages")) f.fail("messages", "is required");
   const Json& list = f.raw("messages");
-  if (!list.is_array()) f.fail("messages", str_cat("expected a list of messages, got ", json_preview(list)));
+  if (!list.is_array())
+    f.fail("messages", str_cat("expected a list of messages, got ", json_preview(list)));
   if (list.empty()) f.fail("messages", "must contain at least one message");
   std::vector<ChatMessage> messages;
   for (size_t i = 0; i < list.size(); ++i) {
@@ -143,8 +149,8 @@ std::vector<ChatMessage> parse_messages(const RequestFields& f) {
                      "invalid_request_error", where);
     }
     if (!m.has("content")) {
-      throw ApiError(400, str_cat("messages[", i, "].content is required"),
-                     "invalid_request_error", str_cat("messages[", i, "].content"));
+      throw ApiError(400, str_cat("messages[", i, "].content is required"), "invalid_request_error",
+                     str_cat("messages[", i, "].content"));
     }
     messages.push_back({r, message_content(m.raw("content"), i)});
   }
@@ -161,8 +167,8 @@ void handle_chat(ServeContext& context, const httplib::Request& req, httplib::Re
   const RequestFields f(body, "the request body", 400);
   f.reject_unknown({"model", "messages", "max_tokens", "max_completion_tokens", "temperature",
                     "top_p", "top_k", "min_p", "repetition_penalty", "n", "stop", "seed",
-                    "presence_penalty", "frequency_penalty", "stream", "stream_options",
-                    "logprobs", "top_logprobs", "user"});
+                    "presence_penalty", "frequency_penalty", "stream", "stream_options", "logprobs",
+                    "top_logprobs", "user"});
   GenerationSpec spec;
   const std::vector<ChatMessage> messages = parse_messages(f);
   parse_sampling(f, spec, f.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
@@ -172,7 +178,8 @@ void handle_chat(ServeContext& context, const httplib::Request& req, httplib::Re
     f.fail("top_logprobs", "requires logprobs: true");
   }
   const StreamFlags flags = parse_stream(f);
-  const std::string text = render_chat(context.chat_format, messages, /*add_generation_prompt=*/true);
+  const std::string text =
+      render_chat(context.chat_format, messages, /*add_generation_prompt=*/true);
   spec.prompt_ids = context.tokenizer.encode(text, /*add_bos=*/true);
 
   auto in_flight = std::make_shared<InFlight>(context, ApiStyle::OpenAI);
@@ -189,10 +196,11 @@ void handle_chat(ServeContext& context, const httplib::Request& req, httplib::Re
       const ChoiceResult& r = results[i];
       completion_tokens += r.completion_tokens;
       if (i == 0) cached_tokens = r.cached_tokens;
-      choices.push_back({{"index", i},
-                         {"message", {{"role", "assistant"}, {"content", r.text}}},
-                         {"logprobs", logprobs ? chat_logprobs(context.tokenizer, r.tokens) : Json(nullptr)},
-                         {"finish_reason", openai_finish_reason(r.finish_reason)}});
+      choices.push_back(
+          {{"index", i},
+           {"message", {{"role", "assistant"}, {"content", r.text}}},
+           {"logprobs", logprobs ? chat_logprobs(context.tokenizer, r.tokens) : Json(nullptr)},
+           {"finish_reason", openai_finish_reason(r.finish_reason)}});
     }
     Json out = chunk_base(id, "chat.completion", created, context.model_name);
     out["choices"] = choices;
@@ -261,10 +269,26 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
                         httplib::Response& res) {
   const Json body = parse_request_body(req.body);
   const RequestFields f(body, "the request body", 400);
-  f.reject_unknown({"model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "min_p",
-                    "repetition_penalty", "n", "stop", "seed", "presence_penalty",
-                    "frequency_penalty", "stream", "stream_options", "logprobs", "echo",
-                    "best_of", "suffix", "user"});
+  f.reject_unknown({"model",
+                    "prompt",
+                    "max_tokens",
+                    "temperature",
+                    "top_p",
+                    "top_k",
+                    "min_p",
+                    "repetition_penalty",
+                    "n",
+                    "stop",
+                    "seed",
+                    "presence_penalty",
+                    "frequency_penalty",
+                    "stream",
+                    "stream_options",
+                    "logprobs",
+                    "echo",
+                    "best_of",
+                    "suffix",
+                    "user"});
   GenerationSpec spec;
   if (!f.has("prompt")) f.fail("prompt", "is required");
   const Json& prompt = f.raw("prompt");
@@ -277,8 +301,8 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
     for (const Json& id : prompt) {
       if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
           id.get<int64_t>() >= context.tokenizer.vocab_size()) {
-        f.fail("prompt", str_cat("token ids must be integers in [0, ", context.tokenizer.vocab_size(),
-                                 "), got ", json_preview(id)));
+        f.fail("prompt", str_cat("token ids must be integers in [0, ",
+                                 context.tokenizer.vocab_size(), "), got ", json_preview(id)));
       }
       spec.prompt_ids.push_back(id.get<int>());
     }
@@ -316,11 +340,12 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
       const ChoiceResult& r = results[i];
       completion_tokens += r.completion_tokens;
       if (i == 0) cached_tokens = r.cached_tokens;
-      choices.push_back({{"index", i},
-                         {"text", prefix + r.text},
-                         {"logprobs", logprobs ? completion_logprobs(context.tokenizer, r.tokens, prefix.size())
-                                               : Json(nullptr)},
-                         {"finish_reason", openai_finish_reason(r.finish_reason)}});
+      choices.push_back(
+          {{"index", i},
+           {"text", prefix + r.text},
+           {"logprobs", logprobs ? completion_logprobs(context.tokenizer, r.tokens, prefix.size())
+                                 : Json(nullptr)},
+           {"finish_reason", openai_finish_reason(r.finish_reason)}});
     }
     Json out = chunk_base(id, "text_completion", created, context.model_name);
     out["choices"] = choices;
@@ -358,7 +383,8 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
             lp = completion_logprobs(tokenizer, {*e.token}, (*offsets)[i]);
             (*offsets)[i] += token_text(tokenizer, e.token->id).size();
           }
-          out += chunk({{"index", e.choice}, {"text", text}, {"logprobs", lp}, {"finish_reason", nullptr}});
+          out += chunk(
+              {{"index", e.choice}, {"text", text}, {"logprobs", lp}, {"finish_reason", nullptr}});
         }
         if (e.done) {
           *completion_tokens += e.completion_tokens;
@@ -387,10 +413,11 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
 }  // namespace
 
 void register_openai_routes(httplib::Server& server, ServeContext& context) {
-  server.Post("/v1/chat/completions", [&context](const httplib::Request& req, httplib::Response& res) {
-    guarded_route(context, res, ApiStyle::OpenAI, "/v1/chat/completions",
-                  [&] { handle_chat(context, req, res); });
-  });
+  server.Post("/v1/chat/completions",
+              [&context](const httplib::Request& req, httplib::Response& res) {
+                guarded_route(context, res, ApiStyle::OpenAI, "/v1/chat/completions",
+                              [&] { handle_chat(context, req, res); });
+              });
   server.Post("/v1/completions", [&context](const httplib::Request& req, httplib::Response& res) {
     guarded_route(context, res, ApiStyle::OpenAI, "/v1/completions",
                   [&] { handle_completions(context, req, res); });

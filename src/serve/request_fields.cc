@@ -22,10 +22,10 @@ void RequestFields::reject_unknown(std::initializer_list<const char*> known) con
     bool found = false;
     for (const char* k : known) found = found || it.key() == k;
     if (!found) {
-      throw ApiError(status_,
-                     str_cat("Unrecognized request argument supplied: ", it.key(), " (in ",
-                             what_, ")"),
-                     "invalid_request_error", it.key());
+      throw ApiError(
+          status_,
+          str_cat("Unrecognized request argument supplied: ", it.key(), " (in ", what_, ")"),
+          "invalid_request_error", it.key());
     }
   }
 }
@@ -35,7 +35,9 @@ bool RequestFields::has(const std::string& key) const {
   return it != obj_.end() && !it->is_null();
 }
 
-const Json& RequestFields::raw(const std::string& key) const { return obj_.at(key); }
+const Json& RequestFields::raw(const std::string& key) const {
+  return obj_.at(key);
+}
 
 std::optional<double> RequestFields::number(const std::string& key, double lo, double hi) const {
   if (!has(key)) return std::nullopt;

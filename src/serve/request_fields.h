@@ -20,7 +20,7 @@ class RequestFields {
 
   // Fails naming the first key not in `known` (OpenAI rejects unrecognized arguments).
   void reject_unknown(std::initializer_list<const char*> known) const;
-  bool has(const std::string& key) const;  // present and not null
+  bool has(const std::string& key) const;         // present and not null
   const Json& raw(const std::string& key) const;  // present (check has() first)
 
   // Absent or null → nullopt. Ranges are inclusive; a value outside fails.

@@ -28,7 +28,8 @@ std::vector<std::unique_ptr<Sequence>> make_sequences(const ServeContext& contex
                                                       uint64_t* seed) {
   const int capacity = context.scheduler.options().ctx_size;
   const auto prompt_length = static_cast<int64_t>(spec.prompt_ids.size());
-  if (prompt_length == 0) throw ApiError(status, "the prompt has no tokens", "invalid_request_error", "prompt");
+  if (prompt_length == 0)
+    throw ApiError(status, "the prompt has no tokens", "invalid_request_error", "prompt");
   if (prompt_length > capacity) {
     throw ApiError(status,
                    str_cat("This model's maximum context length is ", capacity,
@@ -61,9 +62,9 @@ std::vector<std::unique_ptr<Sequence>> make_sequences(const ServeContext& contex
   return sequences;
 }
 
-std::shared_ptr<RequestChannel> submit_sequences(
-    const ServeContext& context, std::vector<std::unique_ptr<Sequence>> sequences,
-    ApiStyle style) {
+std::shared_ptr<RequestChannel> submit_sequences(const ServeContext& context,
+                                                 std::vector<std::unique_ptr<Sequence>> sequences,
+                                                 ApiStyle style) {
   auto channel = std::make_shared<RequestChannel>();
   try {
     context.scheduler.submit(channel, std::move(sequences));
@@ -214,8 +215,7 @@ namespace tulu {
 
 void reply_json(httplib::Response& res, const Json& value, int status) {
   res.status = status;
-  res.set_content(value.dump(-1, ' ', false, Json::error_handler_t::replace),
-                  "application/json");
+  res.set_content(value.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
 }
 
 void guarded_route(ServeContext& context, httplib::Response& res, ApiStyle style,

@@ -70,9 +70,9 @@ std::vector<std::unique_ptr<Sequence>> make_sequences(const ServeContext& contex
                                                       uint64_t* seed = nullptr);
 
 // Queues the sequences; a full queue becomes ApiError 503.
-std::shared_ptr<RequestChannel> submit_sequences(
-    const ServeContext& context, std::vector<std::unique_ptr<Sequence>> sequences,
-    ApiStyle style);
+std::shared_ptr<RequestChannel> submit_sequences(const ServeContext& context,
+                                                 std::vector<std::unique_ptr<Sequence>> sequences,
+                                                 ApiStyle style);
 
 struct ChoiceResult {
   std::string text;

@@ -58,7 +58,9 @@ Scheduler::Scheduler(const LlamaModel& model, const Tokenizer& tokenizer, Thread
   thread_ = std::thread([this] { run(); });
 }
 
-Scheduler::~Scheduler() { shutdown(); }
+Scheduler::~Scheduler() {
+  shutdown();
+}
 
 void Scheduler::submit(const std::shared_ptr<RequestChannel>& channel,
                        std::vector<std::unique_ptr<Sequence>> sequences) {
@@ -66,8 +68,8 @@ void Scheduler::submit(const std::shared_ptr<RequestChannel>& channel,
     std::lock_guard<std::mutex> lock(mutex_);
     TULU_CHECK(!stopping_, "the server is shutting down");
     if (queue_.size() + sequences.size() > static_cast<size_t>(options_.max_queue)) {
-      throw QueueFullError(str_cat("the request queue is full (", queue_.size(), " waiting, at most ",
-                                   options_.max_queue, "); retry later"));
+      throw QueueFullError(str_cat("the request queue is full (", queue_.size(),
+                                   " waiting, at most ", options_.max_queue, "); retry later"));
     }
     for (size_t i = 0; i < sequences.size(); ++i) {
       auto work = std::make_unique<Work>();
@@ -171,8 +173,8 @@ bool Scheduler::prefill_one_chunk() {
   for (auto& slot : slots_) {
     if (!slot->work || slot->decoding) continue;
     const std::vector<int>& prompt = slot->work->sequence->params().prompt_ids;
-    const size_t n = std::min(prompt.size() - slot->prefilled,
-                              static_cast<size_t>(options_.prefill_chunk));
+    const size_t n =
+        std::min(prompt.size() - slot->prefilled, static_cast<size_t>(options_.prefill_chunk));
     try {
       const std::span<const float> logits = slot->session.eval(
           std::span<const int>(prompt).subspan(slot->prefilled, n), /*all_logits=*/false);

@@ -62,10 +62,10 @@ class RequestChannel {
 };
 
 struct SchedulerOptions {
-  int slots = 4;             // concurrent sequences, ≥ 1
-  int ctx_size = 2048;       // KV cache positions per slot
-  int max_queue = 64;        // waiting sequences before submit refuses
-  int prefill_chunk = 128;   // prompt tokens evaluated between two decode steps
+  int slots = 4;            // concurrent sequences, ≥ 1
+  int ctx_size = 2048;      // KV cache positions per slot
+  int max_queue = 64;       // waiting sequences before submit refuses
+  int prefill_chunk = 128;  // prompt tokens evaluated between two decode steps
 };
 
 class QueueFullError : public std::runtime_error {

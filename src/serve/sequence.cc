@@ -72,8 +72,8 @@ StepOutput Sequence::step(std::span<const float> logits, int cache_pos, int capa
     for (const int id : generated_) {
       const auto i = static_cast<size_t>(id);
       if (i >= counts_.size() || counts_[i] == 0) continue;
-      logits_[i] -= static_cast<float>(counts_[i] * params_.frequency_penalty +
-                                       params_.presence_penalty);
+      logits_[i] -=
+          static_cast<float>(counts_[i] * params_.frequency_penalty + params_.presence_penalty);
       counts_[i] = 0;  // each distinct id once; also resets the counts for the next step
     }
   }
@@ -121,8 +121,7 @@ void Sequence::cancel() {
 }
 
 std::string openai_finish_reason(FinishReason reason) {
-  return reason == FinishReason::Length || reason == FinishReason::ContextFull ? "length"
-                                                                               : "stop";
+  return reason == FinishReason::Length || reason == FinishReason::ContextFull ? "length" : "stop";
 }
 
 std::string tgi_finish_reason(FinishReason reason) {

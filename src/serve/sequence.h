@@ -35,8 +35,8 @@ struct SequenceParams {
 // One sampled token (EOS never appears: it ends the sequence without a token).
 struct SampledToken {
   int id = 0;
-  float logprob = 0.0f;                         // when top_logprobs ≥ 0
-  std::vector<std::pair<int, float>> top;       // most probable first
+  float logprob = 0.0f;                    // when top_logprobs ≥ 0
+  std::vector<std::pair<int, float>> top;  // most probable first
 };
 
 // What one step released.

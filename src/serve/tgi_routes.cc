@@ -66,7 +66,8 @@ TgiRequest parse_generate(const ServeContext& context, const std::string& body_t
     (void)p.boolean("watermark");
     if (auto v = p.integer("best_of", 1, 1); v && *v != 1) p.fail("best_of", "only 1 is supported");
     if (p.has("truncate")) p.fail("truncate", "is not supported");
-    if (auto v = p.number("typical_p", 0.0, 1.0); v && *v < 1.0) p.fail("typical_p", "is not supported");
+    if (auto v = p.number("typical_p", 0.0, 1.0); v && *v < 1.0)
+      p.fail("typical_p", "is not supported");
     if (p.has("top_n_tokens")) p.fail("top_n_tokens", "is not supported");
   }
   r.sampled = do_sample || (o.temperature && *o.temperature != 1.0) || o.top_k ||
@@ -96,8 +97,8 @@ void handle_generate(ServeContext& context, const httplib::Request& req, httplib
   TgiRequest r = parse_generate(context, req.body);
   InFlight in_flight(context, ApiStyle::Tgi);
   uint64_t seed = 0;
-  auto channel = submit_sequences(context, make_sequences(context, r.spec, kValidation, &seed),
-                                  ApiStyle::Tgi);
+  auto channel =
+      submit_sequences(context, make_sequences(context, r.spec, kValidation, &seed), ApiStyle::Tgi);
   const ChoiceResult result = collect_choices(context, *channel, 1).at(0);
   Json out = {{"generated_text", (r.return_full_text ? r.inputs : "") + result.text}};
   if (r.details) {
@@ -133,8 +134,11 @@ void handle_generate_stream(ServeContext& context, const httplib::Request& req,
                      ? token_json(tokenizer, *token_event.token)
                      : Json{{"id", eos_id}, {"text", ""}, {"logprob", 0.0}, {"special", true}};
     token["text"] = token_event.text;  // the text this token released (stop strings held back)
-    Json e = {{"index", 0}, {"token", token}, {"top_tokens", nullptr},
-              {"generated_text", nullptr}, {"details", nullptr}};
+    Json e = {{"index", 0},
+              {"token", token},
+              {"top_tokens", nullptr},
+              {"generated_text", nullptr},
+              {"details", nullptr}};
     if (end != nullptr) {
       e["generated_text"] = (r->return_full_text ? r->inputs : "") + *full_text;
       e["details"] = {{"finish_reason", tgi_finish_reason(end->finish_reason)},
@@ -229,8 +233,7 @@ void register_tgi_routes(httplib::Server& server, ServeContext& context) {
     });
   });
   server.Get("/metrics", [&context](const httplib::Request&, httplib::Response& res) {
-    res.set_content(context.metrics.render(context.scheduler.stats()),
-                    "text/plain; version=0.0.4");
+    res.set_content(context.metrics.render(context.scheduler.stats()), "text/plain; version=0.0.4");
   });
 }
 

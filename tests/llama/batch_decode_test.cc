@@ -71,7 +71,8 @@ void check_batch_equals_single(const LlamaConfig& config, DType dtype) {
   const int vocab = config.vocab_size;
   // Three sequences at different positions (prompt lengths 1, 7 and 20).
   const std::vector<std::vector<int>> prompts = {
-      {5}, {1, 2, 3, 4, 5, 6, 7}, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99}};
+      {5}, {1, 2, 3, 4, 5, 6, 7}, {9,  8,  7,  6,  5,  4,  3,  2,  1,  0,
+                                   10, 20, 30, 40, 50, 60, 70, 80, 90, 99}};
   std::vector<std::unique_ptr<Session>> batched, single;
   for (const auto& prompt : prompts) {
     batched.push_back(std::make_unique<Session>(*model, 48, pool));
@@ -88,12 +89,14 @@ void check_batch_equals_single(const LlamaConfig& config, DType dtype) {
     ASSERT_EQ(logits.size(), prompts.size() * static_cast<size_t>(vocab));
     std::vector<int> following;
     for (size_t i = 0; i < prompts.size(); ++i) {
-      const std::span<const float> expected = single[i]->eval(std::span<const int>(&next[i], 1), false);
+      const std::span<const float> expected =
+          single[i]->eval(std::span<const int>(&next[i], 1), false);
       double worst = 0.0;
       for (int v = 0; v < vocab; ++v) {
-        worst = std::max(worst, std::abs(static_cast<double>(logits[i * static_cast<size_t>(vocab) +
-                                                                    static_cast<size_t>(v)]) -
-                                         static_cast<double>(expected[static_cast<size_t>(v)])));
+        worst = std::max(
+            worst, std::abs(static_cast<double>(
+                                logits[i * static_cast<size_t>(vocab) + static_cast<size_t>(v)]) -
+                            static_cast<double>(expected[static_cast<size_t>(v)])));
       }
       EXPECT_LE(worst, kTolerance) << "step " << step << " session " << i;
       following.push_back(argmax(expected));
@@ -104,9 +107,15 @@ void check_batch_equals_single(const LlamaConfig& config, DType dtype) {
   }
 }
 
-TEST(BatchDecoder, EqualsSeparateStepsMha) { check_batch_equals_single(small_config(4, 4), DType::F32); }
-TEST(BatchDecoder, EqualsSeparateStepsGqa) { check_batch_equals_single(small_config(6, 2), DType::F32); }
-TEST(BatchDecoder, EqualsSeparateStepsBf16) { check_batch_equals_single(small_config(4, 2), DType::BF16); }
+TEST(BatchDecoder, EqualsSeparateStepsMha) {
+  check_batch_equals_single(small_config(4, 4), DType::F32);
+}
+TEST(BatchDecoder, EqualsSeparateStepsGqa) {
+  check_batch_equals_single(small_config(6, 2), DType::F32);
+}
+TEST(BatchDecoder, EqualsSeparateStepsBf16) {
+  check_batch_equals_single(small_config(4, 2), DType::BF16);
+}
 
 TEST(BatchDecoder, OneSessionEqualsEval) {
   const auto model = random_model(small_config(4, 2), DType::F32, 3);
@@ -137,13 +146,13 @@ TEST(BatchDecoder, BadInputsAreErrorsAndLeaveSessionsUnchanged) {
   auto call = [&](std::vector<Session*> sessions, const std::vector<int>& tokens) {
     decoder.decode(sessions, tokens);
   };
-  EXPECT_THROW(call({&a}, one), Error);            // full
-  EXPECT_THROW(call({&b, &b}, two), Error);        // repeated
-  EXPECT_THROW(call({&b}, two), Error);            // count mismatch
+  EXPECT_THROW(call({&a}, one), Error);                // full
+  EXPECT_THROW(call({&b, &b}, two), Error);            // repeated
+  EXPECT_THROW(call({&b}, two), Error);                // count mismatch
   EXPECT_THROW(call({&b, &a, &a}, {1, 2, 3}), Error);  // over max_rows
-  EXPECT_THROW(call({&big}, one), Error);          // capacity above max_positions
-  EXPECT_THROW(call({&foreign}, one), Error);      // another model
-  EXPECT_THROW(call({&b}, {300}), Error);          // outside the vocabulary
+  EXPECT_THROW(call({&big}, one), Error);              // capacity above max_positions
+  EXPECT_THROW(call({&foreign}, one), Error);          // another model
+  EXPECT_THROW(call({&b}, {300}), Error);              // outside the vocabulary
   EXPECT_THROW(call({&b}, {-1}), Error);
   EXPECT_THROW(call({}, {}), Error);
   EXPECT_EQ(a.pos(), 4);
