@@ -11,8 +11,8 @@
                presence_penalty changes a greedy run
   TGI schema   /generate details (finish_reason, generated_tokens, tokens), /info, /health,
                /tokenize (= tulu tokenize's ids), /metrics counters
-  concurrency  16 concurrent streaming clients with 4 slots: every stream complete and
-               equal to the single-client text; a client that disconnects mid-stream frees
+  concurrency  16, then 3 × 32 concurrent streaming clients with 4 slots: every stream
+               complete and equal to the single-client text, RSS stable across rounds; a client that disconnects mid-stream frees
                its slot (tulu_active_slots returns to 0) and the server keeps serving
   drain        SIGTERM during a stream: the stream still ends with [DONE], exit code 0
 """
@@ -197,8 +197,16 @@ def test_tgi(server, model_dir):
           "metrics: counters, gauges, histograms")
 
 
-def test_concurrency(server):
-    print("concurrency: 16 streaming clients, 4 slots")
+def rss_kib(server):
+    with open(f"/proc/{server.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_concurrency(server, clients=16):
+    print(f"concurrency: {clients} streaming clients, 4 slots")
     prompts = [f"Story number {i}" for i in range(4)]
     expected = {}
     for p in prompts:
@@ -217,15 +225,15 @@ def test_concurrency(server):
             errors.append(f"client {i}: {e!r}")
 
     start = time.time()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=180)
     check(not errors, f"no client errors {errors[:3]}")
-    wrong = [i for i in range(16) if results.get(i) != expected[prompts[i % len(prompts)]]]
-    check(not wrong, f"all 16 streams complete and equal to the single-client text (wrong: {wrong})")
-    print(f"  16 streams x 24 tokens in {time.time() - start:.1f} s")
+    wrong = [i for i in range(clients) if results.get(i) != expected[prompts[i % len(prompts)]]]
+    check(not wrong, f"all {clients} streams complete and equal to the single-client text (wrong: {wrong})")
+    print(f"  {clients} streams x 24 tokens in {time.time() - start:.1f} s")
 
 
 
@@ -277,6 +285,13 @@ def main():
         test_fields(server)
         test_tgi(server, model_dir)
         test_concurrency(server)
+        # Load: three rounds of 32 concurrent streams; memory must not keep growing.
+        test_concurrency(server, clients=32)
+        rss_after_first = rss_kib(server)
+        test_concurrency(server, clients=32)
+        test_concurrency(server, clients=32)
+        growth = rss_kib(server) - rss_after_first
+        check(growth < 16 * 1024, f"RSS growth over two more rounds of 32 streams: {growth} KiB (< 16 MiB)")
     # A slower model (about 1 ms per token) so that streams are still running when the
     # client leaves or SIGTERM comes.
     slow_dir = os.path.join(TMP, "slow_model")
