@@ -243,10 +243,12 @@ void Scheduler::finish_slot(Slot& slot, const std::string& error) {
   done.completion_tokens = static_cast<int>(sequence.generated().size());
   done.cached_tokens = slot.cached_tokens;
   done.error = error;
-  slot.work->channel->push(std::move(done));
+  // The slot is free before the client hears of the end (stats() agree with what it saw).
+  const std::shared_ptr<RequestChannel> channel = slot.work->channel;
   slot.work.reset();
   slot.decoding = false;
   --active_;
+  channel->push(std::move(done));
 }
 
 }  // namespace tulu

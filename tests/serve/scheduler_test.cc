@@ -1,0 +1,237 @@
+// The continuous-batching scheduler on a small random model with the real Llama 2
+// tokenizer: sequences run concurrently through batched decode steps (more requests than
+// slots, so some queue) give exactly generate()'s ids, text and finish reason (greedy,
+// seeded sampling, stop strings, EOS, max tokens, a full context); a full queue refuses;
+// cancelling frees the slot; bad sequence parameters are errors; metrics render.
+#include "serve/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "generate/generator.h"
+#include "serve/metrics.h"
+
+namespace tulu {
+namespace {
+
+std::unique_ptr<LlamaModel> random_model(uint32_t seed) {
+  LlamaConfig c;
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.vocab_size = 32000;
+  c.rms_norm_eps = 1e-6;
+  c.max_position_embeddings = 256;
+  TensorStore store;
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const ParamSpec& spec : llama_param_specs(c)) {
+    TensorView view;
+    view.dtype = DType::F32;
+    view.shape = spec.shape;
+    const auto n = static_cast<size_t>(view.numel());
+    auto* data = static_cast<float*>(store.allocate(n * sizeof(float)));
+    const bool linear = spec.shape.size() == 2 && spec.name != "model.embed_tokens.weight";
+    const float scale = linear ? 1.0f / std::sqrt(static_cast<float>(spec.shape[1])) : 1.0f;
+    for (size_t i = 0; i < n; ++i) {
+      data[i] = spec.shape.size() == 1 ? 1.0f + 0.1f * normal(gen) : scale * normal(gen);
+    }
+    view.data = data;
+    store.add(spec.name, view, "memory");
+  }
+  return std::make_unique<LlamaModel>(c, std::move(store), "memory");
+}
+
+struct Outcome {
+  std::vector<int> ids;
+  std::string text;
+  FinishReason finish = FinishReason::Length;
+  std::string error;
+};
+
+// Drains a channel of `choices` choices (test timeout: 60 s).
+std::vector<Outcome> drain(RequestChannel& channel, int choices) {
+  std::vector<Outcome> out(static_cast<size_t>(choices));
+  int remaining = choices;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (remaining > 0 && std::chrono::steady_clock::now() < deadline) {
+    SequenceEvent e;
+    if (!channel.pop(e, std::chrono::milliseconds(100))) continue;
+    Outcome& o = out.at(static_cast<size_t>(e.choice));
+    if (e.token) o.ids.push_back(e.token->id);
+    o.text += e.text;
+    if (e.done) {
+      o.finish = e.finish_reason;
+      o.error = e.error;
+      --remaining;
+    }
+  }
+  EXPECT_EQ(remaining, 0) << "timed out";
+  return out;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tokenizer_ = Tokenizer::load_dir(TULU_SOURCE_DIR "/data/llama2-tokenizer");
+    model_ = random_model(21);
+  }
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<LlamaModel> model_;
+  ThreadPool pool_{2};
+};
+
+TEST_F(SchedulerTest, ConcurrentSequencesEqualGenerate) {
+  const std::array<std::string, 5> prompts = {"The quick brown fox", "Once upon a time", "Hello",
+                                              "1 2 3 4 5 6 7 8 9 10", "A"};
+  std::array<GenerateOptions, 5> options;
+  options[0].max_new_tokens = 20;
+  options[1].max_new_tokens = 25;
+  options[1].sampling.temperature = 0.9;
+  options[1].sampling.top_p = 0.8;
+  options[1].sampling.seed = 5;
+  options[2].max_new_tokens = 30;
+  options[3].max_new_tokens = 12;
+  options[3].sampling.temperature = 1.0;
+  options[3].sampling.top_k = 40;
+  options[3].sampling.seed = 9;
+  options[4].max_new_tokens = 200;  // runs into the 64-token context
+  for (auto& o : options) {
+    if (o.sampling.temperature == 1.0 && o.sampling.top_k == 0) o.sampling.temperature = 0.0;
+  }
+  // Reference: generate() one at a time in a fresh session of the same capacity.
+  std::vector<GenerateResult> expected;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Session session(*model_, 64, pool_);
+    const auto ids = tokenizer_->encode(prompts[i], true);
+    expected.push_back(
+        generate(session, *tokenizer_, ids, options[i], [](std::string_view) { return true; }));
+  }
+  // A stop string from the middle of run 2's text, and run 0's 7th token as EOS.
+  const std::string& text2 = expected[2].text;
+  ASSERT_GT(text2.size(), 12u);
+  options[2].stop_strings = {text2.substr(6, 4)};
+  options[0].eos_ids = {expected[0].ids[6]};
+  for (size_t i : {0u, 2u}) {
+    Session session(*model_, 64, pool_);
+    expected[i] = generate(session, *tokenizer_, tokenizer_->encode(prompts[i], true), options[i],
+                           [](std::string_view) { return true; });
+  }
+  EXPECT_EQ(expected[0].finish_reason, FinishReason::Eos);
+  EXPECT_EQ(expected[2].finish_reason, FinishReason::StopString);
+  EXPECT_EQ(expected[4].finish_reason, FinishReason::ContextFull);
+
+  Scheduler scheduler(*model_, *tokenizer_, pool_,
+                      {.slots = 3, .ctx_size = 64, .max_queue = 8, .prefill_chunk = 4});
+  std::vector<std::shared_ptr<RequestChannel>> channels;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SequenceParams params;
+    params.prompt_ids = tokenizer_->encode(prompts[i], true);
+    params.options = options[i];
+    std::vector<std::unique_ptr<Sequence>> sequences;
+    sequences.push_back(std::make_unique<Sequence>(*tokenizer_, params));
+    channels.push_back(std::make_shared<RequestChannel>());
+    scheduler.submit(channels.back(), std::move(sequences));
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const Outcome got = drain(*channels[i], 1).at(0);
+    EXPECT_EQ(got.error, "");
+    EXPECT_EQ(got.ids, expected[i].ids) << "sequence " << i;
+    EXPECT_EQ(got.text, expected[i].text) << "sequence " << i;
+    EXPECT_EQ(got.finish, expected[i].finish_reason) << "sequence " << i;
+  }
+  EXPECT_EQ(scheduler.stats().active, 0);
+}
+
+TEST_F(SchedulerTest, FullQueueRefusesAndCancelFreesTheSlot) {
+  Scheduler scheduler(*model_, *tokenizer_, pool_,
+                      {.slots = 1, .ctx_size = 256, .max_queue = 2, .prefill_chunk = 16});
+  auto make = [&](int n) {
+    std::vector<std::unique_ptr<Sequence>> sequences;
+    for (int i = 0; i < n; ++i) {
+      SequenceParams params;
+      params.prompt_ids = tokenizer_->encode("Go on and on", true);
+      params.options.max_new_tokens = 100000;  // ends at the context (or a cancel)
+      sequences.push_back(std::make_unique<Sequence>(*tokenizer_, params));
+    }
+    return sequences;
+  };
+  auto running = std::make_shared<RequestChannel>();
+  scheduler.submit(running, make(1));
+  SequenceEvent first;
+  ASSERT_TRUE(running->pop(first, std::chrono::seconds(30)));  // it is in the slot now
+  auto waiting = std::make_shared<RequestChannel>();
+  scheduler.submit(waiting, make(2));  // fills the queue
+  EXPECT_THROW(scheduler.submit(std::make_shared<RequestChannel>(), make(1)), QueueFullError);
+  running->cancel();
+  const Outcome cancelled = drain(*running, 1).at(0);
+  EXPECT_EQ(cancelled.finish, FinishReason::Cancelled);
+  EXPECT_EQ(scheduler.stats().cancelled, 1u);
+  waiting->cancel();
+  drain(*waiting, 2);
+  EXPECT_EQ(scheduler.stats().active, 0);
+  EXPECT_EQ(scheduler.stats().queued, 0);
+}
+
+TEST_F(SchedulerTest, BadSequenceParametersAreErrors) {
+  SequenceParams ok;
+  ok.prompt_ids = {1, 2};
+  EXPECT_NO_THROW(Sequence(*tokenizer_, ok));
+  SequenceParams p = ok;
+  p.prompt_ids.clear();
+  EXPECT_THROW(Sequence(*tokenizer_, p), Error);
+  p = ok;
+  p.options.max_new_tokens = 0;
+  EXPECT_THROW(Sequence(*tokenizer_, p), Error);
+  p = ok;
+  p.presence_penalty = 2.5;
+  EXPECT_THROW(Sequence(*tokenizer_, p), Error);
+  p = ok;
+  p.frequency_penalty = -3;
+  EXPECT_THROW(Sequence(*tokenizer_, p), Error);
+  p = ok;
+  p.top_logprobs = 21;
+  EXPECT_THROW(Sequence(*tokenizer_, p), Error);
+  p = ok;
+  p.options.sampling.temperature = -1;
+  EXPECT_THROW(Sequence(*tokenizer_, p), Error);
+  p = ok;
+  p.options.stop_strings = {""};
+  EXPECT_THROW(Sequence(*tokenizer_, p), Error);
+}
+
+TEST(Metrics, RendersCumulativeHistogramsAndCounters) {
+  Metrics m;
+  m.count_request("/generate", 200);
+  m.count_request("/generate", 200);
+  m.count_request("/generate", 422);
+  m.add_tokens(10, 5);
+  m.observe_latency(0.003);
+  m.observe_latency(0.2);
+  m.observe_latency(1000);
+  const std::string text = m.render({.queued = 3, .active = 2, .slots = 4, .cancelled = 1});
+  EXPECT_NE(text.find("tulu_requests_total{route=\"/generate\",status=\"200\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("tulu_requests_total{route=\"/generate\",status=\"422\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("tulu_generated_tokens_total 5\n"), std::string::npos);
+  EXPECT_NE(text.find("tulu_queue_length 3\n"), std::string::npos);
+  EXPECT_NE(text.find("tulu_request_duration_seconds_bucket{le=\"0.005\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("tulu_request_duration_seconds_bucket{le=\"0.25\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("tulu_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("tulu_request_duration_seconds_count 3\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tulu
