@@ -17,10 +17,42 @@ Json parse_json(const std::string& text, const std::string& source) {
 
 Json read_json_file(const std::string& path) { return parse_json(read_text_file(path), path); }
 
+namespace {
+
+// Renders at most a few nesting levels: Json::dump recurses once per level, and a value such
+// as [[[[...100,000 deep...]]]] from a hostile file would overflow the stack.
+void preview_into(const Json& value, int depth, std::string& out) {
+  constexpr size_t kLimit = 60;
+  if (out.size() > kLimit) return;
+  if (value.is_array() || value.is_object()) {
+    const bool array = value.is_array();
+    out += array ? '[' : '{';
+    if (depth == 0 && !value.empty()) out += "...";
+    bool first = true;
+    for (auto it = value.begin(); depth > 0 && it != value.end() && out.size() <= kLimit; ++it) {
+      if (!first) out += ',';
+      first = false;
+      if (!array) out += Json(it.key()).dump() + ":";
+      preview_into(it.value(), depth - 1, out);
+    }
+    out += array ? ']' : '}';
+  } else {
+    out += value.dump();
+  }
+}
+
+}  // namespace
+
 std::string json_preview(const Json& value) {
-  std::string s = value.dump();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return s;
+  std::string out;
+  preview_into(value, 3, out);
+  if (out.size() > 60) {
+    size_t cut = 57;  // on a character boundary, so the message stays valid UTF-8
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out.resize(cut);
+    out += "...";
+  }
+  return out;
 }
 
 namespace {

@@ -40,44 +40,9 @@ const Json* find_field(const Json& object, const char* key) {
   return &*it;
 }
 
-// A short rendering of a value for messages. Unlike Json::dump (which json_preview uses),
-// it never descends more than a few levels: dump recurses once per nesting level, and a row
-// such as {"text": [[[[...100,000 deep...]]]]} would overflow the stack.
-void preview_into(const Json& value, int depth, std::string& out) {
-  constexpr size_t kLimit = 60;
-  if (out.size() > kLimit) return;
-  if (value.is_array() || value.is_object()) {
-    const bool array = value.is_array();
-    out += array ? '[' : '{';
-    if (depth == 0 && !value.empty()) out += "...";
-    bool first = true;
-    for (auto it = value.begin(); depth > 0 && it != value.end() && out.size() <= kLimit; ++it) {
-      if (!first) out += ',';
-      first = false;
-      if (!array) append(out, Json(it.key()).dump(), ":");
-      preview_into(it.value(), depth - 1, out);
-    }
-    out += array ? ']' : '}';
-  } else {
-    out += value.dump();
-  }
-}
-
-std::string preview(const Json& value) {
-  std::string out;
-  preview_into(value, 3, out);
-  if (out.size() > 60) {
-    size_t cut = 57;  // on a character boundary, so the message stays valid UTF-8
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
-    out.resize(cut);
-    out += "...";
-  }
-  return out;
-}
-
 [[noreturn]] void field_error(const std::string& where, std::string_view field,
                               std::string_view expected, const Json& got) {
-  fail(where, ": field ", field, ": expected ", expected, ", got ", preview(got));
+  fail(where, ": field ", field, ": expected ", expected, ", got ", json_preview(got));
 }
 
 std::string_view string_field(const Json& value, const std::string& where, std::string_view field) {
@@ -270,7 +235,7 @@ void encode_line(const std::string& text, const std::string& where, const Tokeni
 bool encode_sft_row(const Json& row, const Tokenizer& tokenizer, int64_t max_seq_length,
                     const std::string& where, SftExample& out, bool* truncated) {
   TULU_CHECK(max_seq_length >= 1, "max_seq_length must be at least 1, got ", max_seq_length);
-  TULU_CHECK(row.is_object(), where, ": expected a JSON object, got ", preview(row));
+  TULU_CHECK(row.is_object(), where, ": expected a JSON object, got ", json_preview(row));
   if (const Json* messages = find_field(row, "messages")) {
     encode_messages(parse_messages(*messages, where), tokenizer, max_seq_length, out, truncated);
   } else if (find_field(row, "prompt") != nullptr || find_field(row, "completion") != nullptr) {

@@ -165,7 +165,7 @@ struct TrainModel::Impl {
     scratch_hidden.resize(n * h);
     scratch_inter.resize(n * static_cast<size_t>(config.intermediate_size));
     attention_scratch.resize(static_cast<size_t>(
-        attention_train_scratch_floats(longest, shape, pool.num_threads())));
+        attention_train_packed_scratch_floats(starts, shape, pool.num_threads())));
     if (training) {
       d_residual.resize(n * h);
       d_normed.resize(n * h);
@@ -199,14 +199,12 @@ struct TrainModel::Impl {
     linear_forward(a.normed_in.data(), rows, params + o.v, kvd, h, a.v.data(), pool);
     for (size_t s = 0; s + 1 < starts.size(); ++s) {
       const int64_t first = starts[s], length = starts[s + 1] - starts[s];
-      float* q = a.q.data() + first * qd;
-      float* k = a.k.data() + first * kvd;
-      rope_apply(q, length, qd, shape.heads, 0, rope);
-      rope_apply(k, length, kvd, shape.kv_heads, 0, rope);
-      attention_train_forward(q, k, a.v.data() + first * kvd, length, shape,
-                              a.attended.data() + first * qd, a.lse.data() + first * shape.heads,
-                              attention_scratch.data(), pool);
+      rope_apply(a.q.data() + first * qd, length, qd, shape.heads, 0, rope);
+      rope_apply(a.k.data() + first * kvd, length, kvd, shape.kv_heads, 0, rope);
     }
+    // All sequences' (sequence, head) units in one dispatch.
+    attention_train_forward_packed(a.q.data(), a.k.data(), a.v.data(), starts, shape,
+                                   a.attended.data(), a.lse.data(), attention_scratch.data(), pool);
     linear_forward(a.attended.data(), rows, params + o.o, h, qd, scratch_hidden.data(), pool);
     const auto n = static_cast<size_t>(rows * h);
     std::memcpy(a.mid.data(), x, n * sizeof(float));
@@ -215,7 +213,7 @@ struct TrainModel::Impl {
     linear_forward(a.normed_mid.data(), rows, params + o.gate, inter, h, a.gate.data(), pool);
     linear_forward(a.normed_mid.data(), rows, params + o.up, inter, h, a.up.data(), pool);
     silu_mul_to(a.gate.data(), a.up.data(), scratch_inter.data(),
-                static_cast<size_t>(rows * inter));
+                static_cast<size_t>(rows * inter), pool);
     float* out = residual(l + 1);
     linear_forward(scratch_inter.data(), rows, params + o.down, h, inter, out, pool);
     add_inplace(out, a.mid.data(), n);
@@ -232,11 +230,11 @@ struct TrainModel::Impl {
     float* dx = d_residual.data();
     // MLP: out = mid + down(silu(gate) · up).
     silu_mul_to(a.gate.data(), a.up.data(), scratch_inter.data(),
-                static_cast<size_t>(rows * inter));
+                static_cast<size_t>(rows * inter), pool);
     linear_backward_weight(dx, scratch_inter.data(), rows, h, inter, grads + o.down, pool);
     linear_backward_input(dx, rows, params + o.down, h, inter, scratch_inter.data(), false, pool);
     silu_mul_backward(a.gate.data(), a.up.data(), scratch_inter.data(), d_gate.data(), d_up.data(),
-                      static_cast<size_t>(rows * inter));
+                      static_cast<size_t>(rows * inter), pool);
     linear_backward_weight(d_gate.data(), a.normed_mid.data(), rows, inter, h, grads + o.gate, pool);
     linear_backward_weight(d_up.data(), a.normed_mid.data(), rows, inter, h, grads + o.up, pool);
     linear_backward_input(d_gate.data(), rows, params + o.gate, inter, h, d_normed.data(), false,
@@ -247,17 +245,13 @@ struct TrainModel::Impl {
     // Attention: mid = x + o_proj(attention(rope(q), rope(k), v)).
     linear_backward_weight(dx, a.attended.data(), rows, h, qd, grads + o.o, pool);
     linear_backward_input(dx, rows, params + o.o, h, qd, d_attended.data(), false, pool);
+    attention_train_backward_packed(a.q.data(), a.k.data(), a.v.data(), a.attended.data(),
+                                    a.lse.data(), d_attended.data(), starts, shape, d_q.data(),
+                                    d_k.data(), d_v.data(), attention_scratch.data(), pool);
     for (size_t s = 0; s + 1 < starts.size(); ++s) {
       const int64_t first = starts[s], length = starts[s + 1] - starts[s];
-      float* dq = d_q.data() + first * qd;
-      float* dk = d_k.data() + first * kvd;
-      attention_train_backward(a.q.data() + first * qd, a.k.data() + first * kvd,
-                               a.v.data() + first * kvd, a.attended.data() + first * qd,
-                               a.lse.data() + first * shape.heads, d_attended.data() + first * qd,
-                               length, shape, dq, dk, d_v.data() + first * kvd,
-                               attention_scratch.data(), pool);
-      rope_apply_inverse(dq, length, qd, shape.heads, 0, rope);
-      rope_apply_inverse(dk, length, kvd, shape.kv_heads, 0, rope);
+      rope_apply_inverse(d_q.data() + first * qd, length, qd, shape.heads, 0, rope);
+      rope_apply_inverse(d_k.data() + first * kvd, length, kvd, shape.kv_heads, 0, rope);
     }
     linear_backward_weight(d_q.data(), a.normed_in.data(), rows, qd, h, grads + o.q, pool);
     linear_backward_weight(d_k.data(), a.normed_in.data(), rows, kvd, h, grads + o.k, pool);

@@ -38,5 +38,16 @@ TEST(Json, TypedAccessorsNameTheField) {
   EXPECT_THROW(json_int(Json::array(), "x", "c.json"), Error);
 }
 
+TEST(Json, PreviewIsShortAndSafeOnDeepNesting) {
+  // 100,000 levels: Json::dump would recurse once per level and overflow the stack.
+  const std::string deep = std::string(100000, '[') + "1" + std::string(100000, ']');
+  const Json j = parse_json(deep, "deep.json");
+  EXPECT_EQ(json_preview(j), "[[[[...]]]]");
+  EXPECT_EQ(json_preview(Json::parse(R"({"a": [1, 2], "b": "x"})")), R"({"a":[1,2],"b":"x"})");
+  const std::string long_text = json_preview(Json(std::string(200, 'z')));
+  EXPECT_EQ(long_text.size(), 60u);
+  EXPECT_EQ(long_text.substr(57), "...");
+}
+
 }  // namespace
 }  // namespace tulu
