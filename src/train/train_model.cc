@@ -25,6 +25,10 @@ namespace {
 // the whole lm_head gradient, so fewer, larger chunks save memory traffic.
 constexpr int64_t kHeadChunkRows = 1024;
 
+// forward_logprobs keeps all logits for its backward up to this size; beyond it the backward
+// forms them again chunk by chunk.
+constexpr size_t kKeptLogitsBudgetBytes = size_t{1} << 30;
+
 // Offsets of one layer's parameters in the flat buffer.
 struct LayerOffsets {
   size_t input_norm, q, k, v, o, post_norm, gate, up, down;
@@ -85,6 +89,9 @@ struct TrainModel::Impl {
   std::vector<LayerActivations> slots;    // one per layer, or one with checkpointing
   std::vector<float> final_normed;        // [rows, hidden]
   std::vector<float> logits;              // [kHeadChunkRows, vocab]
+  std::vector<float> kept_logits;         // [rows, vocab] when logits_kept
+  bool logits_kept = false;               // forward_logprobs kept every row's logits
+  bool pending_backward = false;          // forward_logprobs(…, true) awaits its backward
   std::vector<float> scratch_hidden;      // [rows, hidden]
   std::vector<float> scratch_inter;       // [rows, intermediate]
   std::vector<float> attention_scratch;
@@ -285,24 +292,107 @@ struct TrainModel::Impl {
   // grads: the head's weight gradient is accumulated and ∂L/∂final_normed written to
   // d_normed.
   LossStats head(const float* params, float* grads, float loss_scale) {
-    const int64_t h = config.hidden_size, vocab = config.vocab_size;
     LossStats stats;
-    for (int64_t first = 0; first < rows; first += kHeadChunkRows) {
-      const int64_t n = std::min(kHeadChunkRows, rows - first);
-      const float* xn = final_normed.data() + first * h;
-      linear_forward(xn, n, params + lm_head_offset, vocab, h, logits.data(), pool);
-      const CrossEntropyStats ce = cross_entropy(logits.data(), targets.data() + first, n, vocab,
-                                                 loss_scale, grads != nullptr, pool);
+    for_each_head_chunk(params, [&](int64_t first, int64_t n, float* chunk_logits) {
+      const CrossEntropyStats ce = cross_entropy(chunk_logits, targets.data() + first, n,
+                                                 config.vocab_size, loss_scale, grads != nullptr,
+                                                 pool);
       stats.loss_sum += ce.loss_sum;
       stats.tokens += ce.tokens;
       stats.correct += ce.correct;
-      if (grads != nullptr) {
-        linear_backward_weight(logits.data(), xn, n, vocab, h, grads + lm_head_offset, pool);
-        linear_backward_input(logits.data(), n, params + lm_head_offset, vocab, h,
-                              d_normed.data() + first * h, false, pool);
-      }
-    }
+      if (grads != nullptr) head_backward(params, grads, first, n, chunk_logits);
+    });
     return stats;
+  }
+
+  // Calls fn(first_row, rows, logits [rows, vocab]) for consecutive row chunks, the logits
+  // formed by the lm_head GEMM (or taken from kept_logits when they were kept).
+  template <typename Fn>
+  void for_each_head_chunk(const float* params, Fn fn) {
+    const int64_t h = config.hidden_size, vocab = config.vocab_size;
+    for (int64_t first = 0; first < rows; first += kHeadChunkRows) {
+      const int64_t n = std::min(kHeadChunkRows, rows - first);
+      float* chunk = logits.data();
+      if (logits_kept) {
+        chunk = kept_logits.data() + first * vocab;
+      } else {
+        linear_forward(final_normed.data() + first * h, n, params + lm_head_offset, vocab, h,
+                       chunk, pool);
+      }
+      fn(first, n, chunk);
+    }
+  }
+
+  // dlogits [n, vocab] of rows [first, first + n) → the lm_head weight gradient and d_normed.
+  void head_backward(const float* params, float* grads, int64_t first, int64_t n,
+                     const float* dlogits) {
+    const int64_t h = config.hidden_size, vocab = config.vocab_size;
+    linear_backward_weight(dlogits, final_normed.data() + first * h, n, vocab, h,
+                           grads + lm_head_offset, pool);
+    linear_backward_input(dlogits, n, params + lm_head_offset, vocab, h,
+                          d_normed.data() + first * h, false, pool);
+  }
+
+  // The sequence segments of rows [first, first + n): fn(sequence, segment_first, count).
+  template <typename Fn>
+  void for_each_segment(int64_t first, int64_t n, Fn fn) const {
+    for (size_t s = 0; s + 1 < starts.size(); ++s) {
+      const int64_t begin = std::max(first, starts[s]), end = std::min(first + n, starts[s + 1]);
+      if (begin < end) fn(s, begin, end - begin);
+    }
+  }
+
+  // Per-sequence Σ log p(target) (and Σ of the kept rows' mean logit), no gradient.
+  std::vector<SequenceLogProb> head_logprobs(const float* params) {
+    std::vector<SequenceLogProb> out(starts.size() - 1);
+    const int64_t vocab = config.vocab_size;
+    for_each_head_chunk(params, [&](int64_t first, int64_t n, float* chunk) {
+      for_each_segment(first, n, [&](size_t s, int64_t begin, int64_t count) {
+        float* seg = chunk + (begin - first) * vocab;
+        const CrossEntropyStats ce =
+            cross_entropy(seg, targets.data() + begin, count, vocab, 1.0f, false, pool);
+        out[s].logp_sum -= ce.loss_sum;
+        out[s].tokens += ce.tokens;
+        out[s].correct += ce.correct;
+        for (int64_t r = 0; r < count; ++r) {
+          if (targets[static_cast<size_t>(begin + r)] == kIgnoreIndex) continue;
+          double sum = 0;
+          for (int64_t v = 0; v < vocab; ++v) sum += seg[r * vocab + v];
+          out[s].logits_sum += sum / static_cast<double>(vocab);
+        }
+      });
+    });
+    return out;
+  }
+
+  // Backward of Σ_s weight[s] · logp_sum[s] through the head (∂ log p / ∂ logits =
+  // onehot − softmax: the cross-entropy gradient with scale −weight).
+  void head_weighted_backward(const float* params, float* grads, std::span<const double> weights) {
+    const int64_t vocab = config.vocab_size;
+    for_each_head_chunk(params, [&](int64_t first, int64_t n, float* chunk) {
+      for_each_segment(first, n, [&](size_t s, int64_t begin, int64_t count) {
+        cross_entropy(chunk + (begin - first) * vocab, targets.data() + begin, count, vocab,
+                      static_cast<float>(-weights[s]), true, pool);
+      });
+      head_backward(params, grads, first, n, chunk);
+    });
+  }
+
+  // Everything below the head: d_normed holds ∂L/∂final_normed on entry.
+  void backward_body(const float* params, float* grads) {
+    const int layers = config.num_hidden_layers;
+    const int64_t h = config.hidden_size;
+    std::fill(d_residual.begin(), d_residual.end(), 0.0f);
+    rmsnorm_backward(residual(layers), params + norm_offset, d_normed.data(), rows, h, eps,
+                     d_residual.data(), grads + norm_offset, pool);
+    for (int l = layers - 1; l >= 0; --l) {
+      // Checkpointing: the one activation slot holds the last layer the forward computed;
+      // every other layer is recomputed from its saved input (residual(l + 1) is rewritten
+      // with the same values, bit for bit).
+      if (checkpoint_activations && l != layers - 1) forward_layer(l, params);
+      backward_layer(l, params, grads);
+    }
+    embedding_backward(ids, d_residual.data(), h, grads + embed_offset);
   }
 };
 
@@ -316,27 +406,54 @@ LossStats TrainModel::forward_backward(std::span<const TrainSequence> batch, con
                                        float* grads, float loss_scale) {
   Impl& m = *impl_;
   m.prepare(batch, /*training=*/true);
+  m.logits_kept = false;
   m.forward_body(params);
   const LossStats stats = m.head(params, grads, loss_scale);
-  const int layers = m.config.num_hidden_layers;
-  const int64_t h = m.config.hidden_size;
-  std::fill(m.d_residual.begin(), m.d_residual.end(), 0.0f);
-  rmsnorm_backward(m.residual(layers), params + m.norm_offset, m.d_normed.data(), m.rows, h,
-                   m.eps, m.d_residual.data(), grads + m.norm_offset, m.pool);
-  for (int l = layers - 1; l >= 0; --l) {
-    // Checkpointing: the one activation slot holds the last layer the forward computed;
-    // every other layer is recomputed from its saved input (residual(l + 1) is rewritten
-    // with the same values, bit for bit).
-    if (m.checkpoint_activations && l != layers - 1) m.forward_layer(l, params);
-    m.backward_layer(l, params, grads);
-  }
-  embedding_backward(m.ids, m.d_residual.data(), h, grads + m.embed_offset);
+  m.backward_body(params, grads);
+  m.pending_backward = false;
   return stats;
+}
+
+std::vector<SequenceLogProb> TrainModel::forward_logprobs(std::span<const TrainSequence> batch,
+                                                          const float* params,
+                                                          bool keep_for_backward) {
+  Impl& m = *impl_;
+  m.prepare(batch, keep_for_backward);
+  m.forward_body(params);
+  // Keep the logits for the backward when they fit the budget: then the backward costs what
+  // an SFT backward costs (no second lm_head GEMM).
+  const auto logit_floats = static_cast<size_t>(m.rows) * static_cast<size_t>(m.config.vocab_size);
+  m.logits_kept = false;
+  if (keep_for_backward && logit_floats * sizeof(float) <= kKeptLogitsBudgetBytes) {
+    m.kept_logits.resize(logit_floats);
+    const int64_t h = m.config.hidden_size;
+    linear_forward(m.final_normed.data(), m.rows, params + m.lm_head_offset, m.config.vocab_size, h,
+                   m.kept_logits.data(), m.pool);
+    m.logits_kept = true;
+  }
+  std::vector<SequenceLogProb> out = m.head_logprobs(params);
+  m.pending_backward = keep_for_backward;
+  return out;
+}
+
+void TrainModel::backward_logprobs(std::span<const double> weights, const float* params,
+                                   float* grads) {
+  Impl& m = *impl_;
+  TULU_CHECK(m.pending_backward, "backward_logprobs: no forward_logprobs(…, keep_for_backward = "
+             "true) to differentiate");
+  TULU_CHECK(weights.size() + 1 == m.starts.size(), "backward_logprobs: ", weights.size(),
+             " weights for ", m.starts.size() - 1, " sequences");
+  m.head_weighted_backward(params, grads, weights);
+  m.logits_kept = false;
+  m.backward_body(params, grads);
+  m.pending_backward = false;
 }
 
 LossStats TrainModel::evaluate(std::span<const TrainSequence> batch, const float* params) {
   Impl& m = *impl_;
   m.prepare(batch, /*training=*/false);
+  m.logits_kept = false;
+  m.pending_backward = false;
   m.forward_body(params);
   return m.head(params, nullptr, 1.0f);
 }

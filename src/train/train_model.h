@@ -41,6 +41,14 @@ struct LossStats {
   int64_t correct = 0;  // targets equal to the argmax of their logits
 };
 
+// Per-sequence log-probability of its targets (DPO and preference evaluation).
+struct SequenceLogProb {
+  double logp_sum = 0;    // Σ log p(target) over the counted targets
+  int64_t tokens = 0;     // counted targets
+  int64_t correct = 0;    // targets equal to the argmax of their logits
+  double logits_sum = 0;  // Σ over counted targets of the mean logit over the vocabulary
+};
+
 // Counted targets of a sequence after the shift (labels[1..T-1] ≠ −100).
 int64_t count_target_tokens(const TrainSequence& sequence);
 
@@ -59,6 +67,15 @@ class TrainModel {
 
   // Forward only (evaluation; no activations kept).
   LossStats evaluate(std::span<const TrainSequence> batch, const float* params);
+
+  // Per-sequence log-probs of the batch. With keep_for_backward the activations (and, up to
+  // 1 GiB, the logits) are kept for one backward_logprobs call.
+  std::vector<SequenceLogProb> forward_logprobs(std::span<const TrainSequence> batch,
+                                                const float* params, bool keep_for_backward);
+  // grads += Σ_s weights[s] · ∂ logp_sum[s] / ∂θ for the batch of the last
+  // forward_logprobs(…, true) (one weight per sequence; params unchanged since). Throws
+  // tulu::Error when there is no such forward or the weight count differs.
+  void backward_logprobs(std::span<const double> weights, const float* params, float* grads);
 
  private:
   struct Impl;

@@ -182,5 +182,69 @@ TEST(TrainModel, RefusesBadIdsAndLabels) {
   EXPECT_NE(message({}, {}).find("empty"), std::string::npos);
 }
 
+TEST(TrainModel, LogProbsMatchTheLossAndWeightedBackwardMatchesPerSequenceGradients) {
+  for (bool checkpoint : {false, true}) {
+    const LlamaConfig c = small_config(true, 2);
+    const ParamLayout layout(c, DType::F32);
+    const std::vector<float> params = random_params(layout, 23);
+    const Batch batch = random_batch({12, 7, 19}, c.vocab_size, 31);
+    const std::vector<TrainSequence> sequences = batch.sequences();
+    ThreadPool pool(2);
+    TrainModel model(c, layout, pool, checkpoint);
+    const std::vector<double> weights{0.7, -1.3, 0.25};
+    std::vector<float> expected(layout.total()), got(layout.total());
+    for (size_t s = 0; s < sequences.size(); ++s) {
+      // forward_backward adds scale · ∂(Σ cross-entropy) = −scale · ∂ logp.
+      const LossStats one = model.forward_backward({&sequences[s], 1}, params.data(), expected.data(),
+                                                   static_cast<float>(-weights[s]));
+      const std::vector<SequenceLogProb> lp =
+          model.forward_logprobs({&sequences[s], 1}, params.data(), false);
+      EXPECT_NEAR(lp[0].logp_sum, -one.loss_sum, 1e-6 * one.loss_sum);
+      EXPECT_EQ(lp[0].tokens, one.tokens);
+      EXPECT_EQ(lp[0].correct, one.correct);
+    }
+    const std::vector<SequenceLogProb> all = model.forward_logprobs(sequences, params.data(), true);
+    ASSERT_EQ(all.size(), 3u);
+    for (size_t s = 0; s < all.size(); ++s) EXPECT_EQ(all[s].tokens, count_target_tokens(sequences[s]));
+    model.backward_logprobs(weights, params.data(), got.data());
+    EXPECT_LE(max_abs_diff(expected, got), 2e-5 * max_abs(expected)) << "checkpoint " << checkpoint;
+    // A second backward without a new forward is refused.
+    EXPECT_THROW(model.backward_logprobs(weights, params.data(), got.data()), Error);
+  }
+}
+
+TEST(TrainModel, MeanLogitIsTheAverageOverVocabularyOfCountedRows) {
+  LlamaConfig c = small_config(false, 2);
+  c.num_hidden_layers = 1;
+  const ParamLayout layout(c, DType::F32);
+  std::vector<float> params = random_params(layout, 5);
+  const ParamEntry& head = layout.at("lm_head.weight");
+  const auto hidden = static_cast<size_t>(c.hidden_size);
+  const Batch batch = random_batch({9, 4}, c.vocab_size, 2);
+  ThreadPool pool(1);
+  TrainModel model(c, layout, pool, false);
+  const auto mean_logits = [&]() {
+    const auto lp = model.forward_logprobs(batch.sequences(), params.data(), false);
+    return std::vector<double>{lp[0].logits_sum, lp[1].logits_sum};
+  };
+  // lm_head rows centred (Σ_v W[v, :] = 0): every row's mean logit is 0.
+  for (size_t j = 0; j < hidden; ++j) {
+    double mean = 0;
+    for (size_t v = 0; v < 97; ++v) mean += params[head.offset + v * hidden + j];
+    mean /= 97;
+    for (size_t v = 0; v < 97; ++v) params[head.offset + v * hidden + j] -= static_cast<float>(mean);
+  }
+  for (double m : mean_logits()) EXPECT_NEAR(m, 0.0, 1e-5);
+  // Adding u to every row adds u · x to every logit, hence to the mean logit: linear in u.
+  for (size_t v = 0; v < 97; ++v) params[head.offset + v * hidden + 3] += 0.5f;
+  const std::vector<double> once = mean_logits();
+  for (size_t v = 0; v < 97; ++v) params[head.offset + v * hidden + 3] += 0.5f;
+  const std::vector<double> twice = mean_logits();
+  for (size_t s = 0; s < 2; ++s) {
+    EXPECT_GT(std::fabs(once[s]), 1e-3);
+    EXPECT_NEAR(twice[s], 2 * once[s], 1e-4 * std::fabs(once[s]));
+  }
+}
+
 }  // namespace
 }  // namespace tulu
