@@ -9,7 +9,9 @@ namespace tulu {
 namespace {
 
 // softplus(x) = log(1 + e^x) without overflow: max(x, 0) + log1p(e^−|x|). −logσ(x) = softplus(−x).
-double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
+double softplus(double x) {
+  return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+}
 
 // σ(x) without overflow on either side.
 double sigmoid(double x) {
@@ -45,18 +47,23 @@ DpoLossType parse_dpo_loss(std::string_view name) {
 
 const char* dpo_loss_name(DpoLossType type) {
   switch (type) {
-    case DpoLossType::Sigmoid: return "sigmoid";
-    case DpoLossType::Ipo: return "ipo";
-    case DpoLossType::Hinge: return "hinge";
-    case DpoLossType::DpoNorm: return "dpo_norm";
-    case DpoLossType::Simpo: return "simpo";
+    case DpoLossType::Sigmoid:
+      return "sigmoid";
+    case DpoLossType::Ipo:
+      return "ipo";
+    case DpoLossType::Hinge:
+      return "hinge";
+    case DpoLossType::DpoNorm:
+      return "dpo_norm";
+    case DpoLossType::Simpo:
+      return "simpo";
   }
   return "unknown";
 }
 
 void validate_dpo_options(const DpoLossOptions& options) {
-  TULU_CHECK(std::isfinite(options.beta) && options.beta > 0, "DPO option 'beta': must be > 0, got ",
-             options.beta);
+  TULU_CHECK(std::isfinite(options.beta) && options.beta > 0,
+             "DPO option 'beta': must be > 0, got ", options.beta);
   TULU_CHECK(options.label_smoothing >= 0 && options.label_smoothing <= 0.5,
              "DPO option 'label_smoothing': must be in [0, 0.5], got ", options.label_smoothing);
   TULU_CHECK(std::isfinite(options.simpo_gamma_beta_ratio),
@@ -64,7 +71,9 @@ void validate_dpo_options(const DpoLossOptions& options) {
              options.simpo_gamma_beta_ratio);
 }
 
-bool dpo_loss_uses_reference(DpoLossType type) { return type != DpoLossType::Simpo; }
+bool dpo_loss_uses_reference(DpoLossType type) {
+  return type != DpoLossType::Simpo;
+}
 
 bool dpo_loss_averages_logps(DpoLossType type) {
   return type == DpoLossType::Ipo || type == DpoLossType::DpoNorm || type == DpoLossType::Simpo;
@@ -179,14 +188,30 @@ double mean(double sum, int64_t count) {
 }
 }  // namespace
 
-double DpoMetrics::loss() const { return mean(sum_loss, pairs); }
-double DpoMetrics::reward_chosen() const { return mean(sum_reward_chosen, pairs); }
-double DpoMetrics::reward_rejected() const { return mean(sum_reward_rejected, pairs); }
-double DpoMetrics::accuracy() const { return mean(sum_accuracy, pairs); }
-double DpoMetrics::margin() const { return mean(sum_margin, pairs); }
-double DpoMetrics::logps_chosen() const { return mean(sum_logps_chosen, pairs); }
-double DpoMetrics::logps_rejected() const { return mean(sum_logps_rejected, pairs); }
-double DpoMetrics::logits_chosen() const { return mean(sum_logits_chosen, logits_chosen_count); }
+double DpoMetrics::loss() const {
+  return mean(sum_loss, pairs);
+}
+double DpoMetrics::reward_chosen() const {
+  return mean(sum_reward_chosen, pairs);
+}
+double DpoMetrics::reward_rejected() const {
+  return mean(sum_reward_rejected, pairs);
+}
+double DpoMetrics::accuracy() const {
+  return mean(sum_accuracy, pairs);
+}
+double DpoMetrics::margin() const {
+  return mean(sum_margin, pairs);
+}
+double DpoMetrics::logps_chosen() const {
+  return mean(sum_logps_chosen, pairs);
+}
+double DpoMetrics::logps_rejected() const {
+  return mean(sum_logps_rejected, pairs);
+}
+double DpoMetrics::logits_chosen() const {
+  return mean(sum_logits_chosen, logits_chosen_count);
+}
 double DpoMetrics::logits_rejected() const {
   return mean(sum_logits_rejected, logits_rejected_count);
 }

@@ -58,8 +58,8 @@ bool dpo_loss_uses_label_smoothing(DpoLossType type);
 struct DpoPairInput {
   double policy_chosen = 0.0;
   double policy_rejected = 0.0;
-  double ref_chosen = 0.0;    // ignored when !dpo_loss_uses_reference(type)
-  double ref_rejected = 0.0;  // ignored when !dpo_loss_uses_reference(type)
+  double ref_chosen = 0.0;      // ignored when !dpo_loss_uses_reference(type)
+  double ref_rejected = 0.0;    // ignored when !dpo_loss_uses_reference(type)
   int64_t chosen_tokens = 0;    // completion tokens scored; ≥ 1 for averaging losses
   int64_t rejected_tokens = 0;  // completion tokens scored; ≥ 1 for averaging losses
 };

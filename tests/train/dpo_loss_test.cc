@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,9 +24,9 @@ const std::string kGolden = std::string(TULU_TEST_DATA) + "/dpo_loss/golden.json
 ::testing::AssertionResult close(double want, double got, const std::string& what) {
   const double scale = std::max(std::abs(want), std::abs(got));
   if (std::abs(want - got) <= 1e-10 * scale) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": reference " << want << ", got " << got
-                                       << " (relative difference "
-                                       << std::abs(want - got) / scale << ")";
+  return ::testing::AssertionFailure()
+         << what << ": reference " << want << ", got " << got << " (relative difference "
+         << std::abs(want - got) / scale << ")";
 }
 
 DpoLossOptions options_from(const Json& j) {
@@ -66,12 +67,12 @@ TEST(DpoLoss, EqualsPyTorchReferenceForEveryLossType) {
                       where + " grad_policy_chosen"));
     EXPECT_TRUE(close(want.at("grad_policy_rejected").get<double>(), out.grad_policy_rejected,
                       where + " grad_policy_rejected"));
-    EXPECT_TRUE(close(want.at("reward_chosen").get<double>(), out.reward_chosen,
-                      where + " reward_chosen"));
+    EXPECT_TRUE(
+        close(want.at("reward_chosen").get<double>(), out.reward_chosen, where + " reward_chosen"));
     EXPECT_TRUE(close(want.at("reward_rejected").get<double>(), out.reward_rejected,
                       where + " reward_rejected"));
-    EXPECT_TRUE(close(want.at("logps_chosen").get<double>(), out.logps_chosen,
-                      where + " logps_chosen"));
+    EXPECT_TRUE(
+        close(want.at("logps_chosen").get<double>(), out.logps_chosen, where + " logps_chosen"));
     EXPECT_TRUE(close(want.at("logps_rejected").get<double>(), out.logps_rejected,
                       where + " logps_rejected"));
     EXPECT_TRUE(std::isfinite(out.loss) && std::isfinite(out.grad_policy_chosen) &&
