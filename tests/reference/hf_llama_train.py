@@ -124,6 +124,32 @@ class TrainReference:
         correct = int((shift_logits.argmax(-1)[kept] == shift_labels[kept]).sum())
         return loss, int(kept.sum()), correct
 
+    def concatenated_logps(self, pairs):
+        """open-instruct's concatenated_forward + _get_batch_logps for DPO: chosen rows then rejected
+        rows, each prompt + completion with -100 on the prompt, padded together into one batch;
+        per row Σ log_softmax(logits)[label] over the non-ignored shifted labels. pairs: [{"prompt_ids",
+        "chosen_ids", "rejected_ids"}]. Returns (chosen_logps, rejected_logps, chosen_tokens,
+        rejected_tokens, chosen_mean_logit, rejected_mean_logit) — the logps with autograd, the
+        mean logits over the completion positions and the vocabulary as floats."""
+        rows = []
+        for side in ("chosen_ids", "rejected_ids"):
+            for p in pairs:
+                rows.append({"input_ids": p["prompt_ids"] + p[side],
+                             "labels": [-100] * len(p["prompt_ids"]) + p[side]})
+        ids, mask, labels = self.pad(rows)
+        logits = self.logits(ids, mask)[:, :-1, :]
+        labels = labels[:, 1:]
+        kept = labels != -100
+        safe = labels.clone()
+        safe[~kept] = 0
+        per_token = torch.gather(logits.log_softmax(-1), 2, safe.unsqueeze(2)).squeeze(2)
+        logps = (per_token * kept).sum(-1)
+        tokens = kept.sum(-1)
+        n = len(pairs)
+        with torch.no_grad():
+            mean_logit = [float(logits[i][kept[i]].mean()) for i in range(2 * n)]
+        return (logps[:n], logps[n:], tokens[:n], tokens[n:], mean_logit[:n], mean_logit[n:])
+
     def step_gradients(self, micro_batches):
         """Mean over micro-batches of their loss gradients → ({name: float32 grad}, mean loss)."""
         for p in self.params.values():
