@@ -13,6 +13,7 @@
 
 #include "command.h"
 #include "core/error.h"
+#include "json_ids.h"
 #include "model_tokenizer.h"
 #include "train/sft_data.h"
 
@@ -28,23 +29,8 @@ struct SftDataCliOptions {
   int threads = 0;
 };
 
-std::unique_ptr<Tokenizer> load_tokenizer_from(const std::string& path) {
-  if (path.ends_with(".json")) return Tokenizer::load_json(path);
-  if (path.ends_with(".model")) return Tokenizer::load_sentencepiece(path);
-  return load_model_tokenizer(path);
-}
-
-void append_ids(std::string& out, const std::vector<int>& ids) {
-  out += '[';
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(ids[i]);
-  }
-  out += ']';
-}
-
 int run_sft_data(const SftDataCliOptions& o) {
-  const auto tokenizer = load_tokenizer_from(o.model);
+  const auto tokenizer = load_tokenizer_or_model(o.model);
   SftDataOptions options;
   options.max_seq_length = o.max_seq_length;
   options.skip_bad_rows = o.skip_bad_rows;
@@ -53,9 +39,9 @@ int run_sft_data(const SftDataCliOptions& o) {
   std::string line;
   for (const SftExample& example : dataset.examples) {
     line = "{\"line\":" + std::to_string(example.line) + ",\"input_ids\":";
-    append_ids(line, example.input_ids);
+    append_json_ids(line, example.input_ids);
     line += ",\"labels\":";
-    append_ids(line, example.labels);
+    append_json_ids(line, example.labels);
     line += "}\n";
     std::cout << line;
   }

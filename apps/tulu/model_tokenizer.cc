@@ -50,6 +50,12 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const std::string& model_path) {
   return Tokenizer::load_dir(model_path);
 }
 
+std::unique_ptr<Tokenizer> load_tokenizer_or_model(const std::string& path) {
+  if (path.ends_with(".json")) return Tokenizer::load_json(path);
+  if (path.ends_with(".model")) return Tokenizer::load_sentencepiece(path);
+  return load_model_tokenizer(path);
+}
+
 std::optional<std::string> gguf_chat_template(const std::string& model_path) {
   const auto gguf = find_gguf_model(model_path);
   if (!gguf) return std::nullopt;

@@ -13,6 +13,10 @@ namespace tulu::cli {
 
 std::unique_ptr<Tokenizer> load_model_tokenizer(const std::string& model_path);
 
+// load_model_tokenizer, or the tokenizer file itself when `path` names a tokenizer.json or
+// tokenizer.model (the data-inspection commands need only the tokenizer).
+std::unique_ptr<Tokenizer> load_tokenizer_or_model(const std::string& path);
+
 // The chat template of a GGUF model (tokenizer.chat_template), nullopt when `model_path` is
 // not a GGUF model or its file has none.
 std::optional<std::string> gguf_chat_template(const std::string& model_path);

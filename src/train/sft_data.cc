@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "tokenizer/utf8.h"
 #include "train/sft_prefix_tokens.h"
+#include "train/tulu_messages.h"
 
 namespace tulu {
 
@@ -24,61 +25,6 @@ constexpr std::string_view kAssistantTag = "<|assistant|>\n";
 template <typename... Parts>
 void append(std::string& text, const Parts&... parts) {
   (text.append(std::string_view(parts)), ...);
-}
-
-enum class Role { System, User, Assistant };
-
-struct Message {
-  Role role;
-  std::string_view content;  // points into the row's Json
-};
-
-// A field that is absent or null counts as absent (as core/json.h's optional accessors).
-const Json* find_field(const Json& object, const char* key) {
-  const auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-[[noreturn]] void field_error(const std::string& where, std::string_view field,
-                              std::string_view expected, const Json& got) {
-  fail(where, ": field ", field, ": expected ", expected, ", got ", json_preview(got));
-}
-
-std::string_view string_field(const Json& value, const std::string& where, std::string_view field) {
-  if (!value.is_string()) field_error(where, field, "a string", value);
-  return value.get_ref<const std::string&>();
-}
-
-std::vector<Message> parse_messages(const Json& messages, const std::string& where) {
-  if (!messages.is_array()) field_error(where, "messages", "an array of messages", messages);
-  TULU_CHECK(!messages.empty(), where, ": field messages: expected at least one message, got []");
-  std::vector<Message> parsed;
-  parsed.reserve(messages.size());
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const Json& message = messages[i];
-    const std::string name = str_cat("messages[", i, "]");
-    if (!message.is_object()) {
-      field_error(where, name, "an object {\"role\", \"content\"}", message);
-    }
-    const Json* role = find_field(message, "role");
-    const Json* content = find_field(message, "content");
-    TULU_CHECK(role != nullptr, where, ": field ", name, ".role: missing");
-    TULU_CHECK(content != nullptr, where, ": field ", name, ".content: missing");
-    const std::string_view role_name = string_field(*role, where, name + ".role");
-    Message m{Role::User, string_field(*content, where, name + ".content")};
-    if (role_name == "system") {
-      m.role = Role::System;
-    } else if (role_name == "user") {
-      m.role = Role::User;
-    } else if (role_name == "assistant") {
-      m.role = Role::Assistant;
-    } else {
-      field_error(where, name + ".role", "\"system\", \"user\" or \"assistant\"", *role);
-    }
-    parsed.push_back(m);
-  }
-  return parsed;
 }
 
 // open-instruct's tokenizer(text, max_length=N, truncation=True): BOS + text, first N ids.
@@ -114,22 +60,8 @@ void encode_messages(const std::vector<Message>& messages, const Tokenizer& toke
   std::vector<size_t> prefix_end{0};
   std::vector<size_t> after_eos;  // just after each "</s>" written here
   for (const Message& m : messages) {
-    // Every role's content is .strip()'ed in finetune.py's _concat_messages (unlike the
-    // inference template, which strips only the assistant's).
-    const std::string_view content = utf8::python_strip(m.content);
-    switch (m.role) {
-      case Role::System:
-        append(text, "<|system|>\n", content, "\n");
-        break;
-      case Role::User:
-        append(text, "<|user|>\n", content, "\n");
-        break;
-      case Role::Assistant:
-        append(text, kAssistantTag, content, eos);
-        after_eos.push_back(text.size());
-        text += "\n";
-        break;
-    }
+    const size_t end = append_tulu_message(text, m, eos);
+    if (m.role == Role::Assistant) after_eos.push_back(end);
     prefix_end.push_back(text.size());
   }
   const std::vector<int> full = tokenizer.encode(utf8::python_strip(text), /*add_bos=*/true);
