@@ -27,7 +27,7 @@ constexpr const char* kTruncationRule =
     "Truncation (TRL's rule, truncation_mode keep_end): when prompt + longer completion > "
     "--max-length, the prompt is first cut to --max-prompt-length tokens keeping BOS and its "
     "end (unless -1); then, if still too long, both completions are cut to max-length - prompt "
-    "length keeping their start. A pair with an empty completion left is dropped and counted.";
+    "length keeping their start. A pair with an empty completion left is dropped and counted.\n";
 
 struct DpoDataCliOptions {
   std::string model;

@@ -120,8 +120,8 @@ void encode_line(const std::string& text, const std::string& where, const Tokeni
     TULU_CHECK(bad == text.size(), where, ": invalid UTF-8 at byte ", bad + 1);
     const Json row = parse_json(text, where);
     result.pair.line = result.line;
-    result.kept = encode_preference_row(row, tokenizer, options, where, result.pair,
-                                        &result.truncated);
+    result.kept =
+        encode_preference_row(row, tokenizer, options, where, result.pair, &result.truncated);
   } catch (const Error& e) {
     result.error = e.what();
   }
@@ -167,7 +167,8 @@ bool encode_preference_row(const Json& row, const Tokenizer& tokenizer,
     cut = true;
   }
   if (prompt_length() + longer() > options.max_length) {
-    const auto room = static_cast<size_t>(std::max<int64_t>(0, options.max_length - prompt_length()));
+    const auto room =
+        static_cast<size_t>(std::max<int64_t>(0, options.max_length - prompt_length()));
     if (out.chosen_ids.size() > room) out.chosen_ids.resize(room);
     if (out.rejected_ids.size() > room) out.rejected_ids.resize(room);
     cut = true;
@@ -209,8 +210,7 @@ PreferenceDataset load_preference_jsonl(const std::string& path, const Tokenizer
     TULU_CHECK(!in.bad(), path, ": read error after line ", line_number);
     pool.parallel_for(texts.size(), 16, [&](size_t begin, size_t end) {
       for (size_t i = begin; i < end; ++i) {
-        encode_line(texts[i], str_cat(path, ":", results[i].line), tokenizer, options,
-                    results[i]);
+        encode_line(texts[i], str_cat(path, ":", results[i].line), tokenizer, options, results[i]);
       }
     });
     for (LineResult& result : results) {

@@ -38,11 +38,11 @@ struct PreferencePair {
 };
 
 struct PreferenceDataOptions {
-  int64_t max_length = 8192;        // prompt + longer completion, in tokens (≥ 1)
-  int64_t max_prompt_length = -1;   // -1: no separate prompt limit; else ≥ 1
-  bool skip_bad_rows = false;       // malformed rows counted and skipped instead of an error
-  int threads = 0;                  // tokenizing threads (0 = all hardware threads); the result
-                                    // does not depend on it
+  int64_t max_length = 8192;       // prompt + longer completion, in tokens (≥ 1)
+  int64_t max_prompt_length = -1;  // -1: no separate prompt limit; else ≥ 1
+  bool skip_bad_rows = false;      // malformed rows counted and skipped instead of an error
+  int threads = 0;                 // tokenizing threads (0 = all hardware threads); the result
+                                   // does not depend on it
 };
 
 struct PreferenceDataset {

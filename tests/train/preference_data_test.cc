@@ -28,9 +28,13 @@ const Tokenizer& llama() {
   return *tokenizer;
 }
 
-std::vector<int> encode(const std::string& text) { return llama().encode(text, true); }
+std::vector<int> encode(const std::string& text) {
+  return llama().encode(text, true);
+}
 
-std::string decode(const std::vector<int>& ids) { return llama().decode(ids, false); }
+std::string decode(const std::vector<int>& ids) {
+  return llama().decode(ids, false);
+}
 
 std::vector<int> concat(std::vector<int> a, const std::vector<int>& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -98,12 +102,16 @@ TEST(PreferenceRow, PlainAndReplyOnlyRowsAreOneUserTurn) {
 
 TEST(PreferenceRow, MultiTurnPromptWithSystemTurn) {
   const Encoded e = encode_row(
-      R"({"chosen": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"},
-                     {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Cat in German?"},
+      R"({"chosen": [{"role": "system", "content": "Be terse."},
+                     {"role": "user", "content": "Hi"},
+                     {"role": "assistant", "content": "Hello."},
+                     {"role": "user", "content": "Cat in German?"},
                      {"role": "assistant", "content": "Katze"}],
-          "rejected": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"},
-                     {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Cat in German?"},
-                     {"role": "assistant", "content": "Hund"}]})");
+          "rejected": [{"role": "system", "content": "Be terse."},
+                       {"role": "user", "content": "Hi"},
+                       {"role": "assistant", "content": "Hello."},
+                       {"role": "user", "content": "Cat in German?"},
+                       {"role": "assistant", "content": "Hund"}]})");
   ASSERT_TRUE(e.kept);
   EXPECT_EQ(decode(e.pair.prompt_ids),
             "<s> <|system|>\nBe terse.\n<|user|>\nHi\n<|assistant|>\nHello.</s> \n<|user|>\n"
@@ -192,18 +200,22 @@ TEST(PreferenceRow, BadRowsNameTheField) {
   EXPECT_EQ(row_error(R"({"chosen": "c", "rejected": "r"})"),
             "row: field prompt: missing (string chosen/rejected need it)");
   EXPECT_EQ(
-      row_error(R"({"chosen": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
-                    "rejected": [{"role": "user", "content": "A"}, {"role": "assistant", "content": "c"}]})"),
+      row_error(
+          R"({"chosen": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
+             "rejected": [{"role": "user", "content": "A"},
+                          {"role": "assistant", "content": "c"}]})"),
       "row: field rejected[0]: differs from chosen[0] (the prompt messages must be the same)");
   EXPECT_EQ(
-      row_error(R"({"chosen": [{"role": "assistant", "content": "b"}, {"role": "user", "content": "a"}],
+      row_error(
+          R"({"chosen": [{"role": "assistant", "content": "b"}, {"role": "user", "content": "a"}],
                     "rejected": [{"role": "assistant", "content": "c"}]})"),
       "row: field chosen[1].role: the last message must be the assistant's reply");
   EXPECT_THAT(row_error(R"({"chosen": [{"role": "assistant", "content": "b"}],
                             "rejected": [{"role": "assistant", "content": "c"}]})"),
               HasSubstr("row: field chosen: no message before the final assistant reply"));
-  EXPECT_THAT(row_error(R"({"chosen": [{"role": "bot", "content": "b"}], "rejected": []})"),
-              HasSubstr("row: field chosen[0].role: expected \"system\", \"user\" or \"assistant\""));
+  EXPECT_THAT(
+      row_error(R"({"chosen": [{"role": "bot", "content": "b"}], "rejected": []})"),
+      HasSubstr("row: field chosen[0].role: expected \"system\", \"user\" or \"assistant\""));
   PreferenceDataOptions zero;
   zero.max_prompt_length = 0;
   EXPECT_THROW(encode_row(kUltra, zero), Error);
@@ -238,8 +250,8 @@ const std::string kLong =
     R"({"prompt": "p", "chosen": "a much longer answer than fits", "rejected": "bad"})";
 
 TEST_F(PreferenceFile, CountsLineNumbersAndSkipping) {
-  const std::string path =
-      write("d.jsonl", kGood + "\n\n  \r\n" + kLong + "\n{\"prompt\": 1}\n" + kGood);  // no final \n
+  const std::string path = write(
+      "d.jsonl", kGood + "\n\n  \r\n" + kLong + "\n{\"prompt\": 1}\n" + kGood);  // no final \n
   PreferenceDataOptions options;
   const Encoded good = encode_row(kGood);
   options.max_length = static_cast<int64_t>(good.pair.prompt_ids.size() + 3);
