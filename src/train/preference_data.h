@@ -19,6 +19,11 @@
 // max_prompt_length is -1); then, if still too long, both completions are cut to
 // max_length − |prompt| tokens keeping their start. A pair whose chosen or rejected completion
 // is then empty is dropped and counted. Identical chosen and rejected are allowed.
+// Two differences from TRL's tokenize_row, both to waste nothing and keep the SFT input shape:
+// TRL's keep_end slice prompt[-max_prompt_length:] loses BOS, here BOS stays in front (the
+// model never saw a sequence without it in SFT); TRL cuts completions to max_length −
+// max_prompt_length even when the prompt is shorter, here to what the prompt leaves (the
+// same length whenever the prompt was cut). BOS counts in max_prompt_length.
 #pragma once
 
 #include <cstdint>
