@@ -14,14 +14,19 @@ std::string grad_dump_batch_path(const std::string& safetensors_path) {
   return stem + ".batch.json";
 }
 
-void write_grad_dump(const std::string& safetensors_path, const ParamLayout& layout,
-                     const float* grads, const std::vector<DumpedRow>& rows) {
+void write_grad_tensors(const std::string& safetensors_path, const ParamLayout& layout,
+                        const float* grads) {
   std::vector<TensorToWrite> tensors;
   tensors.reserve(layout.entries().size());
   for (const ParamEntry& entry : layout.entries()) {
     tensors.push_back({entry.name, DType::F32, entry.shape, grads + entry.offset});
   }
   write_safetensors(safetensors_path, tensors, {{"format", "pt"}});
+}
+
+void write_grad_dump(const std::string& safetensors_path, const ParamLayout& layout,
+                     const float* grads, const std::vector<DumpedRow>& rows) {
+  write_grad_tensors(safetensors_path, layout, grads);
 
   Json batch = Json::array();
   for (const DumpedRow& row : rows) {

@@ -25,6 +25,11 @@ struct DumpedRow {
 // The batch file's path for a gradient file path ("g.safetensors" → "g.batch.json").
 std::string grad_dump_batch_path(const std::string& safetensors_path);
 
+// Writes FILE.safetensors only (atomically): the part shared with DPO's dump, whose batch file
+// lists preference pairs instead. grads: layout.total() floats.
+void write_grad_tensors(const std::string& safetensors_path, const ParamLayout& layout,
+                        const float* grads);
+
 // Writes both files (atomically). grads: layout.total() floats.
 void write_grad_dump(const std::string& safetensors_path, const ParamLayout& layout,
                      const float* grads, const std::vector<DumpedRow>& rows);

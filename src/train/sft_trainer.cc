@@ -15,7 +15,6 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/thread_pool.h"
-#include "llama/gguf_llama.h"
 #include "llama/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/batching.h"
@@ -30,6 +29,7 @@
 #include "train/train_checkpoint.h"
 #include "train/train_model.h"
 #include "train/train_progress.h"
+#include "train/train_setup.h"
 
 namespace tulu {
 
@@ -37,57 +37,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void check_input_file(const std::string& path, const char* flag) {
-  std::error_code ec;
-  TULU_CHECK(fs::exists(path, ec), flag, ": no such file '", path, "'");
-  TULU_CHECK(!fs::is_directory(path, ec), flag, ": '", path, "' is a directory, not a JSONL file");
-}
-
 std::string mib(double bytes) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.1f MiB", bytes / (1024.0 * 1024.0));
   return buffer;
-}
-
-// The checkpoint to resume from (empty for a fresh run). A fresh run refuses an output
-// directory that already holds checkpoints: resuming later would pick up the old run's.
-std::string resolve_resume_checkpoint(const SftOptions& o) {
-  if (!o.resume_from.empty()) {
-    TULU_CHECK(is_directory(o.resume_from), "--resume-from: '", o.resume_from,
-               "' is not a checkpoint directory");
-    return o.resume_from;
-  }
-  if (o.resume) {
-    const std::string latest = find_latest_checkpoint(o.output_dir);
-    TULU_CHECK(!latest.empty(), "--resume: no checkpoint-<step> directory in '", o.output_dir,
-               "' to resume from (checkpoints are written every --save-every steps)");
-    return latest;
-  }
-  const std::vector<std::string> existing = list_checkpoints(o.output_dir);
-  TULU_CHECK(existing.empty(), "--output '", o.output_dir, "' already holds ", existing.back(),
-             " from an earlier run: pass --resume to continue it, or use another directory");
-  return {};
-}
-
-struct Loaded {
-  LlamaConfig config;
-  std::unique_ptr<ParamLayout> layout;  // stable address: AdamW keeps a reference
-  std::vector<float> params;            // fp32 master weights, layout order
-  std::string weight_format;
-  int64_t parameter_count = 0;
-};
-
-Loaded load_model_for_training(const std::string& model_dir) {
-  TULU_CHECK(!find_gguf_model(model_dir).has_value(), "--model '", model_dir,
-             "' is a GGUF model; training needs a Hugging Face model directory with F32, BF16 "
-             "or F16 weights (safetensors or pytorch_model.bin)");
-  const std::unique_ptr<LlamaModel> model = LlamaModel::load(model_dir);
-  Loaded loaded;
-  loaded.config = model->config();
-  loaded.weight_format = model->weight_format();
-  loaded.parameter_count = model->parameter_count();
-  loaded.layout = std::make_unique<ParamLayout>(load_master_weights(*model, loaded.params));
-  return loaded;  // the mapped checkpoint is released here: training reads the fp32 copy
 }
 
 std::string describe_data(const SftDataset& d, int64_t max_seq_length) {
@@ -233,7 +186,7 @@ double train(Session& s, TrainerState& state, AdamW& optimizer, int64_t num_toke
                          {"learning_rate", lr},
                          {"num_tokens", num_tokens},
                          {"mean_token_accuracy", stats.accuracy}});
-      progress.update({step, epoch_of(s, step), stats.loss, lr, norm, stats.input_tokens});
+      progress.update({step, epoch_of(s, step), stats.loss, lr, norm, stats.input_tokens, {}});
 
       const bool last = step == s.plan.total_steps;
       const bool eval_due = o.eval_every > 0 ? step % o.eval_every == 0 : epoch_end;
@@ -251,7 +204,7 @@ double train(Session& s, TrainerState& state, AdamW& optimizer, int64_t num_toke
   return last_loss;
 }
 
-void print_summary(const SftOptions& o, const Loaded& m, const SftDataset& data,
+void print_summary(const SftOptions& o, const LoadedTrainModel& m, const SftDataset& data,
                    const SftDataset* eval, const SftPlan& plan, int64_t longest, int threads) {
   std::printf("model: %s (%s, %" PRId64 " parameters, %d layers, hidden %d, vocab %d)\n",
               o.model_dir.c_str(), m.weight_format.c_str(), m.parameter_count,
@@ -343,11 +296,12 @@ int run_sft(const SftOptions& options) {
   validate_sft_options(options);
   const SftOptions& o = options;
   const bool dumping = !o.dump_grads_path.empty();
-  const std::string resume_dir = dumping ? std::string() : resolve_resume_checkpoint(o);
+  const std::string resume_dir =
+      dumping ? std::string() : resolve_resume_checkpoint(o.output_dir, o.resume, o.resume_from);
 
   const int threads = o.threads > 0 ? o.threads : default_thread_count();
   ThreadPool pool(threads);
-  Loaded loaded = load_model_for_training(o.model_dir);
+  LoadedTrainModel loaded = load_model_for_training(o.model_dir);
   const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load_dir(o.model_dir);
   SftDataOptions data_options;
   data_options.max_seq_length = o.max_seq_length;

@@ -44,13 +44,14 @@ std::string TrainProgress::render(const StepReport& r, double elapsed) const {
   const double eta = done_here > 0 ? elapsed / static_cast<double>(done_here) *
                                          static_cast<double>(total_steps_ - r.step)
                                    : -1.0;
-  char buffer[256];
+  char buffer[512];
   std::snprintf(buffer, sizeof buffer,
                 "step %" PRId64 "/%" PRId64
-                " | epoch %.2f | loss %.4f | lr %.3e | grad norm %.3f"
+                " | epoch %.2f | loss %.4f | lr %.3e | grad norm %.3f%s%s"
                 " | %.0f tok/s | elapsed %s | ETA %s",
                 r.step, total_steps_, r.epoch, r.loss, r.learning_rate, r.grad_norm,
-                tokens_per_second, format_duration(elapsed).c_str(), format_duration(eta).c_str());
+                r.extra.empty() ? "" : " | ", r.extra.c_str(), tokens_per_second,
+                format_duration(elapsed).c_str(), format_duration(eta).c_str());
   return buffer;
 }
 

@@ -19,6 +19,7 @@ struct StepReport {
   double learning_rate = 0;
   double grad_norm = 0;
   int64_t step_tokens = 0;  // input tokens processed by this step (padding-free)
+  std::string extra;        // more metrics shown after the grad norm (e.g. DPO's rewards)
 };
 
 class TrainProgress {

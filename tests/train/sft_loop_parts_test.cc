@@ -158,7 +158,7 @@ TEST(TrainProgress, DurationsAndNonInteractiveLineCount) {
   ASSERT_NE(out, nullptr);
   TrainProgress progress(100, 0, /*enabled=*/true, out, /*interactive=*/false);
   for (int64_t step = 1; step <= 100; ++step)
-    progress.update({step, step / 10.0, 1.5, 1e-5, 0.3, 64});
+    progress.update({step, step / 10.0, 1.5, 1e-5, 0.3, 64, {}});
   progress.finish();
   std::rewind(out);
   int lines = 0;
