@@ -14,6 +14,10 @@
 - --dump-grads: FILE.safetensors has every parameter's finite gradient under its HF name, and
   FILE.batch.json lists the step's pairs (prompt/chosen/rejected ids, completions ending in
   </s>, micro_batch indices) — the ids equal `tulu dpo-data`'s;
+- --dump-grads gradient = PyTorch autograd (tests/reference: open-instruct's concatenated
+  forward in float64, the loss of dpo_loss_reference.py, mean over the step's pairs) within
+  1e-4 relative per parameter, for sigmoid against another --ref-model, dpo_norm with label
+  smoothing and ipo (2 micro-batches of 2 pairs);
 - resume: a run stopped after its checkpoint (later checkpoints, the final model and the later
   metrics rows removed, a partial metrics line left as a kill leaves it) and resumed gives a
   bit-identical model and metrics.jsonl;
@@ -27,7 +31,11 @@ import shutil
 import subprocess
 import sys
 
-from hf_checkpoint import read_safetensors
+import torch
+
+from dpo_loss_reference import pair_loss
+from hf_checkpoint import read_model_dir, read_safetensors
+from hf_llama_train import TrainReference
 
 TULU = os.environ["TULU_BIN"]
 TMP = os.path.join(os.environ["TULU_TEST_TMP"], "dpo_cli")
@@ -83,6 +91,26 @@ def write_jsonl(path, rows):
 
 def rel(a, b):
     return abs(a - b) / max(abs(a), abs(b), 1e-12)
+
+
+def reference_dpo_grads(model, ref_model, batch, loss, beta, smoothing):
+    config = json.load(open(os.path.join(model, "config.json")))
+    policy = TrainReference(config, read_model_dir(model))
+    reference = TrainReference(config, read_model_dir(ref_model))
+    micro = {}
+    for row in batch:
+        micro.setdefault(row["micro_batch"], []).append(row)
+    total = 0.0
+    for k in sorted(micro):
+        pc, pr, tc, tr, _, _ = policy.concatenated_logps(micro[k])
+        with torch.no_grad():
+            rc, rr, _, _, _, _ = reference.concatenated_logps(micro[k])
+        losses = pair_loss(loss, beta, smoothing, 0.3, pc.double(), pr.double(), rc.double(), rr.double(),
+                           tc.double(), tr.double())[0]
+        step_loss = losses.sum() / len(batch)
+        step_loss.backward()
+        total += float(step_loss)
+    return {n: p.grad for n, p in policy.params.items()}, total
 
 
 def main():
@@ -199,6 +227,33 @@ def main():
         check(e is not None and e["chosen_ids"] == b["chosen_ids"] and e["rejected_ids"] == b["rejected_ids"],
               "batch.json pair differs from tulu dpo-data's")
         check(b["chosen_ids"][-1] == 2 and b["rejected_ids"][-1] == 2, "completion does not end in </s>")
+
+    print("--dump-grads against PyTorch autograd")
+    other = os.path.join(TMP, "other")
+    p = tulu("init", "-o", other, "--hidden-size", "32", "--intermediate-size", "64", "--layers", "2",
+             "--heads", "4", "--kv-heads", "2", "--seed", "9")
+    assert p.returncode == 0, p.stderr
+    for loss, ref_model, extra in (("sigmoid", other, ["--ref-model", other]),
+                                   ("dpo_norm", model, ["--label-smoothing", "0.1"]),
+                                   ("ipo", other, ["--ref-model", other, "--beta", "0.5"])):
+        beta = 0.5 if loss == "ipo" else 0.1
+        smoothing = 0.1 if loss == "dpo_norm" else 0.0
+        p = dpo(model, data, None, "--dump-grads", dump, "--batch-size", "2", "--effective-batch", "4",
+                "--loss", loss, *extra)
+        ours = read_safetensors(dump)
+        with open(os.path.join(TMP, "g.batch.json")) as f:
+            batch = json.load(f)
+        want, want_loss = reference_dpo_grads(model, ref_model, batch, loss, beta, smoothing)
+        check(set(ours) == set(want), f"{loss}: gradient names differ")
+        worst, worst_name = 0.0, ""
+        for name, g in want.items():
+            err = float((ours[name].double() - g.double()).norm() / max(float(g.double().norm()), 1e-30))
+            if err > worst:
+                worst, worst_name = err, name
+        print(f"  {loss}: reference loss {want_loss:.6f}; worst relative gradient error {worst:.2e} ({worst_name})")
+        check(f"loss {want_loss:.6f}" in p.stdout or abs(float(p.stdout.split("loss ")[1].split(",")[0]) - want_loss) < 1e-5,
+              f"{loss}: dumped loss differs: {p.stdout.strip()} vs {want_loss}")
+        check(worst <= 1e-4, f"{loss}: gradient {worst_name} relative error {worst:.2e}")
 
     print("resume from a checkpoint after a stop")
     common = ["--lr", "1e-3", "--max-steps", "6", "--batch-size", "2", "--effective-batch", "4",
