@@ -21,6 +21,8 @@
 - resume: a run stopped after its checkpoint (later checkpoints, the final model and the later
   metrics rows removed, a partial metrics line left as a kill leaves it) and resumed gives a
   bit-identical model and metrics.jsonl;
+- resume after SIGKILL: a 40-step run killed once its checkpoint-5 exists, then --resume:
+  the same model bytes and metrics.jsonl as the uninterrupted run;
 - the output loads in `tulu generate`.
 """
 
@@ -28,8 +30,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -281,6 +285,31 @@ def main():
     p = tulu("dpo", "-m", model, "--data", data, "-o", stopped, "-t", "2", "--no-progress",
              *common[:-4], "--beta", "0.2", "--resume-from", os.path.join(stopped, "checkpoint-3"))
     check(p.returncode == 1 and "--beta" in p.stderr, f"resume with another --beta: {p.returncode} {p.stderr}")
+
+    print("resume after SIGKILL")
+    common = ["-t", "2", "--no-progress", "--lr", "1e-3", "--max-steps", "40", "--batch-size", "2",
+              "--effective-batch", "4", "--save-every", "5", "--save-total-limit", "2"]
+    full = os.path.join(TMP, "kill-full")
+    dpo(model, data, full, *common[2:])
+    killed = os.path.join(TMP, "killed")
+    shutil.rmtree(killed, ignore_errors=True)
+    proc = subprocess.Popen([TULU, "dpo", "-m", model, "--data", data, "-o", killed, *common],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isdir(os.path.join(killed, "checkpoint-5")):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    proc.wait()
+    check(proc.returncode == -signal.SIGKILL, f"the run was not killed mid-way (exit {proc.returncode})")
+    check(not os.path.exists(os.path.join(killed, "model.safetensors")), "the killed run wrote its final model")
+    p = tulu("dpo", "-m", model, "--data", data, "-o", killed, *common, "--resume")
+    check(p.returncode == 0 and "resuming from" in p.stdout, f"resume after kill failed: {p.stderr}")
+    print(f"  {p.stdout.strip().splitlines()[-2] if p.returncode == 0 else ''}")
+    for name in ("model.safetensors", "metrics.jsonl"):
+        with open(os.path.join(full, name), "rb") as a, open(os.path.join(killed, name), "rb") as b:
+            check(a.read() == b.read(), f"after kill + resume, {name} differs from the uninterrupted run")
 
     if failures:
         print(f"{len(failures)} failure(s)")
