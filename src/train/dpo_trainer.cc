@@ -354,11 +354,13 @@ void print_summary(const DpoOptions& d, const LoadedTrainModel& m, const Prefere
 
 Json dpo_run_fingerprint(const DpoOptions& o, const SftPlan& plan) {
   Json run = sft_run_fingerprint(o.train, plan);
+  run.erase("max-seq-length");  // DPO's flag is --max-length (same value)
   run.update(Json{{"command", "dpo"},
                   {"loss", dpo_loss_name(o.loss.type)},
                   {"beta", o.loss.beta},
                   {"label-smoothing", o.loss.label_smoothing},
                   {"simpo-gamma", o.loss.simpo_gamma_beta_ratio},
+                  {"max-length", o.max_length},
                   {"max-prompt-length", o.max_prompt_length},
                   {"ref-model", absolute_path(o.ref_model_dir)}});
   return run;

@@ -104,6 +104,7 @@ def main():
     assert p.returncode == 0, p.stderr
     expect("fresh run over checkpoints", base, 1, "--resume")
     expect("resume with another loss", [*base, "--resume", "--loss", "hinge"], 1, "--loss", "sigmoid", "hinge")
+    expect("resume with another max length", [*base, "--resume", "--max-length", "100"], 1, "--max-length: 8192 then, 100 now")
     expect("resume nothing", ["-m", model, "--data", data, "-o", os.path.join(TMP, "empty"), "-t", "1", "--resume"], 1,
            "--resume")
 
