@@ -473,42 +473,15 @@ int run_dpo(const DpoOptions& options) {
             ref};
   if (dumping) return run_dump_grads(s);
 
-  AdamWOptions adam;
-  adam.beta1 = o.adam_beta1;
-  adam.beta2 = o.adam_beta2;
-  adam.eps = o.adam_eps;
-  adam.weight_decay = o.weight_decay;
-  AdamW optimizer(*loaded.layout, adam);
-  TrainerState state;
-  state.run = dpo_run_fingerprint(d, plan);
-  int64_t num_tokens = 0;
-  double last_loss = 0;
-  std::error_code ec;
-  fs::create_directories(o.output_dir, ec);
-  TULU_CHECK(!ec, "--output: cannot create '", o.output_dir, "': ", ec.message());
-  const std::string metrics_path = join_path(o.output_dir, "metrics.jsonl");
-  std::unique_ptr<MetricsLog> metrics;
-  if (!resume_dir.empty()) {
-    TrainerState saved;
-    load_training_checkpoint(resume_dir, *loaded.layout, loaded.params.data(), optimizer, saved);
-    check_sft_run_fingerprint(saved.run, state.run, resume_dir);
-    TULU_CHECK(saved.global_step <= plan.total_steps, resume_dir, ": checkpoint step ",
-               saved.global_step, " is past this run's last step ", plan.total_steps);
-    saved.run = state.run;
-    state = saved;
-    if (state.extra.is_object()) {
-      num_tokens = json_opt_int(state.extra, "num_tokens", resume_dir).value_or(0);
-      last_loss = json_opt_number(state.extra, "loss", resume_dir).value_or(0.0);
-    }
-    metrics = std::make_unique<MetricsLog>(MetricsLog::resume(metrics_path, state.global_step));
-    std::printf("resuming from %s: step %" PRId64 " of %" PRId64 " (epoch %" PRId64
-                ", micro-batch %" PRId64 "), %" PRId64 " metrics rows kept\n",
-                resume_dir.c_str(), state.global_step, plan.total_steps, state.epoch,
-                state.micro_batch_in_epoch, metrics->kept_rows());
-    std::fflush(stdout);
-  } else {
-    metrics = std::make_unique<MetricsLog>(MetricsLog::create(metrics_path));
-  }
+  AdamW optimizer(*loaded.layout, adamw_options(o));
+  RunStart start = start_or_resume_run(o.output_dir, resume_dir, *loaded.layout,
+                                       loaded.params.data(), optimizer, dpo_run_fingerprint(d, plan),
+                                       plan.total_steps);
+  TrainerState& state = start.state;
+  int64_t num_tokens = start.num_tokens;
+  double last_loss = start.last_loss;
+  const std::string& metrics_path = start.metrics_path;
+  std::unique_ptr<MetricsLog>& metrics = start.metrics;
 
   last_loss = train(s, state, optimizer, num_tokens, last_loss, *metrics);
   save_hf_model(o.output_dir, loaded.config, *loaded.layout, loaded.params.data(), o.model_dir);

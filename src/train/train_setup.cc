@@ -1,5 +1,7 @@
 #include "train/train_setup.h"
 
+#include <cinttypes>
+#include <cstdio>
 #include <filesystem>
 
 #include "core/error.h"
@@ -54,6 +56,49 @@ LoadedTrainModel load_model_for_training(const std::string& model_dir, const cha
     if (std::string(flag) == "--model") throw;
     fail(flag, " '", model_dir, "': ", e.what());
   }
+}
+
+AdamWOptions adamw_options(const SftOptions& options) {
+  AdamWOptions adam;
+  adam.beta1 = options.adam_beta1;
+  adam.beta2 = options.adam_beta2;
+  adam.eps = options.adam_eps;
+  adam.weight_decay = options.weight_decay;
+  return adam;
+}
+
+RunStart start_or_resume_run(const std::string& output_dir, const std::string& resume_dir,
+                             const ParamLayout& layout, float* params, AdamW& optimizer, Json run,
+                             int64_t total_steps) {
+  RunStart start;
+  start.state.run = std::move(run);
+  std::error_code ec;
+  std::filesystem::create_directories(output_dir, ec);
+  TULU_CHECK(!ec, "--output: cannot create '", output_dir, "': ", ec.message());
+  start.metrics_path = join_path(output_dir, "metrics.jsonl");
+  if (resume_dir.empty()) {
+    start.metrics = std::make_unique<MetricsLog>(MetricsLog::create(start.metrics_path));
+    return start;
+  }
+  TrainerState saved;
+  load_training_checkpoint(resume_dir, layout, params, optimizer, saved);
+  check_sft_run_fingerprint(saved.run, start.state.run, resume_dir);
+  TULU_CHECK(saved.global_step <= total_steps, resume_dir, ": checkpoint step ", saved.global_step,
+             " is past this run's last step ", total_steps);
+  saved.run = start.state.run;
+  start.state = saved;
+  if (start.state.extra.is_object()) {
+    start.num_tokens = json_opt_int(start.state.extra, "num_tokens", resume_dir).value_or(0);
+    start.last_loss = json_opt_number(start.state.extra, "loss", resume_dir).value_or(0.0);
+  }
+  start.metrics = std::make_unique<MetricsLog>(
+      MetricsLog::resume(start.metrics_path, start.state.global_step));
+  std::printf("resuming from %s: step %" PRId64 " of %" PRId64 " (epoch %" PRId64
+              ", micro-batch %" PRId64 "), %" PRId64 " metrics rows kept\n",
+              resume_dir.c_str(), start.state.global_step, total_steps, start.state.epoch,
+              start.state.micro_batch_in_epoch, start.metrics->kept_rows());
+  std::fflush(stdout);
+  return start;
 }
 
 }  // namespace tulu

@@ -7,8 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "llama/config.h"
+#include "train/metrics_log.h"
+#include "train/optimizer.h"
 #include "train/param_set.h"
+#include "train/sft_trainer.h"
+#include "train/train_checkpoint.h"
 
 namespace tulu {
 
@@ -33,5 +38,25 @@ struct LoadedTrainModel {
 // weights are refused: training needs F32/BF16/F16). `flag` names the option in errors.
 LoadedTrainModel load_model_for_training(const std::string& model_dir,
                                          const char* flag = "--model");
+
+// AdamW settings from the training options (betas, eps, weight decay).
+AdamWOptions adamw_options(const SftOptions& options);
+
+// Where a run starts: its trainer state, counters and open metrics log.
+struct RunStart {
+  TrainerState state;
+  int64_t num_tokens = 0;  // target tokens trained so far
+  double last_loss = 0;
+  std::string metrics_path;  // OUT/metrics.jsonl
+  std::unique_ptr<MetricsLog> metrics;
+};
+
+// Creates output_dir and a fresh metrics.jsonl; or, when resume_dir is set, restores params
+// and the optimizer from that checkpoint, checks its run fingerprint equals `run` (error
+// naming every differing option) and its step is ≤ total_steps, keeps the metrics rows up to
+// its step, and prints where the run resumes.
+RunStart start_or_resume_run(const std::string& output_dir, const std::string& resume_dir,
+                             const ParamLayout& layout, float* params, AdamW& optimizer, Json run,
+                             int64_t total_steps);
 
 }  // namespace tulu
