@@ -15,6 +15,9 @@ ALLOWED = {
     "generate": {"core", "tensor", "kernels", "llama", "tokenizer", "generate"},
     "train": {"core", "tensor", "kernels", "llama", "tokenizer", "train"},
     "serve": {"core", "tensor", "kernels", "llama", "tokenizer", "generate", "serve"},
+    "eval": {"core", "tensor", "kernels", "llama", "tokenizer", "generate", "train", "eval"},
+    "demo": {"core", "tensor", "kernels", "llama", "tokenizer", "generate", "train", "eval",
+             "demo"},
 }
 INCLUDE = re.compile(r'#\s*include\s+"([a-z_]+)/')
 
