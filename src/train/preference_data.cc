@@ -4,13 +4,11 @@
 #include "train/preference_data.h"
 
 #include <algorithm>
-#include <fstream>
 #include <string_view>
 
 #include "core/error.h"
-#include "core/file_io.h"
 #include "core/thread_pool.h"
-#include "tokenizer/utf8.h"
+#include "train/jsonl_rows.h"
 #include "train/tulu_messages.h"
 
 namespace tulu {
@@ -101,32 +99,6 @@ std::vector<int> completion_ids(const Tokenizer& tokenizer, const std::string& p
   return {full.begin() + static_cast<std::ptrdiff_t>(prompt_tokens), full.end()};
 }
 
-bool is_blank(std::string_view line) {
-  return line.find_first_not_of(" \t\r\n") == std::string_view::npos;
-}
-
-struct LineResult {
-  int64_t line = 0;
-  PreferencePair pair;
-  bool kept = false;
-  bool truncated = false;
-  std::string error;  // non-empty: the row is bad
-};
-
-void encode_line(const std::string& text, const std::string& where, const Tokenizer& tokenizer,
-                 const PreferenceDataOptions& options, LineResult& result) {
-  try {
-    const size_t bad = utf8::first_invalid_offset(text);
-    TULU_CHECK(bad == text.size(), where, ": invalid UTF-8 at byte ", bad + 1);
-    const Json row = parse_json(text, where);
-    result.pair.line = result.line;
-    result.kept =
-        encode_preference_row(row, tokenizer, options, where, result.pair, &result.truncated);
-  } catch (const Error& e) {
-    result.error = e.what();
-  }
-}
-
 void check_options(const PreferenceDataOptions& options) {
   TULU_CHECK(options.max_length >= 1, "max_length must be at least 1, got ", options.max_length);
   TULU_CHECK(options.max_prompt_length == -1 || options.max_prompt_length >= 1,
@@ -180,56 +152,21 @@ bool encode_preference_row(const Json& row, const Tokenizer& tokenizer,
 PreferenceDataset load_preference_jsonl(const std::string& path, const Tokenizer& tokenizer,
                                         const PreferenceDataOptions& options) {
   check_options(options);
-  TULU_CHECK(!is_directory(path), path, ": is a directory, not a JSONL file");
-  std::ifstream in(path, std::ios::binary);
-  TULU_CHECK(in.is_open(), path, ": cannot open the data file");
   ThreadPool pool(options.threads > 0 ? options.threads : default_thread_count());
-
   PreferenceDataset dataset;
-  // Lines are read in chunks and encoded in parallel; results are taken in line order, so
-  // the outcome (and the first error) does not depend on the thread count.
-  constexpr size_t kChunk = 2048;
-  std::vector<std::string> texts;
-  std::vector<LineResult> results;
-  int64_t line_number = 0;
-  bool at_end = false;
-  while (!at_end) {
-    texts.clear();
-    results.clear();
-    std::string line;
-    while (texts.size() < kChunk) {
-      if (!std::getline(in, line)) {
-        at_end = true;
-        break;
-      }
-      ++line_number;
-      if (is_blank(line)) continue;
-      texts.push_back(std::move(line));
-      results.emplace_back().line = line_number;
-    }
-    TULU_CHECK(!in.bad(), path, ": read error after line ", line_number);
-    pool.parallel_for(texts.size(), 16, [&](size_t begin, size_t end) {
-      for (size_t i = begin; i < end; ++i) {
-        encode_line(texts[i], str_cat(path, ":", results[i].line), tokenizer, options, results[i]);
-      }
-    });
-    for (LineResult& result : results) {
-      ++dataset.rows_read;
-      if (!result.error.empty()) {
-        if (!options.skip_bad_rows) throw Error(result.error);
-        if (dataset.bad_rows++ == 0) dataset.first_bad_row = result.error;
-        continue;
-      }
-      dataset.truncated += result.truncated ? 1 : 0;
-      if (!result.kept) {
-        ++dataset.dropped_empty;
-        continue;
-      }
-      dataset.pairs.push_back(std::move(result.pair));
-    }
-  }
-
-  TULU_CHECK(dataset.rows_read > 0, path, ": no rows (the file is empty)");
+  const JsonlReadCounts counts = read_jsonl_rows<PreferencePair>(
+      path, pool, options.skip_bad_rows,
+      [&](const Json& row, const std::string& where, int64_t line, PreferencePair& out,
+          bool& truncated) {
+        out.line = line;
+        return encode_preference_row(row, tokenizer, options, where, out, &truncated);
+      },
+      [&](PreferencePair&& pair) { dataset.pairs.push_back(std::move(pair)); });
+  dataset.rows_read = counts.rows_read;
+  dataset.dropped_empty = counts.dropped;
+  dataset.truncated = counts.truncated;
+  dataset.bad_rows = counts.bad_rows;
+  dataset.first_bad_row = counts.first_bad_row;
   TULU_CHECK(!dataset.pairs.empty(), path, ": no usable pair: ", dataset.rows_read, " read, ",
              dataset.dropped_empty, " with an empty completion after truncation at max_length ",
              options.max_length, ", ", dataset.bad_rows, " bad",
