@@ -41,6 +41,12 @@ std::vector<PairScores> score_preference_pairs(const LlamaModel& model,
                                                const std::vector<PreferencePair>& pairs,
                                                ThreadPool& pool, const PairProgress& progress);
 
+// The checks score_preference_pairs makes before computing anything — a non-empty prompt and
+// completions, prompt + longer completion ≤ max_position_embeddings, every id inside the
+// vocabulary — so that a command can check each of its models before scoring with the first.
+// Throws tulu::Error naming the pair's source line.
+void check_preference_pairs(const LlamaModel& model, const std::vector<PreferencePair>& pairs);
+
 struct PreferenceReport {
   int64_t pairs = 0;
   bool has_reference = false;
