@@ -473,21 +473,11 @@ int run_dpo(const DpoOptions& options) {
             ref};
   if (dumping) return run_dump_grads(s);
 
-  AdamW optimizer(*loaded.layout, adamw_options(o));
-  RunStart start = start_or_resume_run(o.output_dir, resume_dir, *loaded.layout,
-                                       loaded.params.data(), optimizer, dpo_run_fingerprint(d, plan),
-                                       plan.total_steps);
-  TrainerState& state = start.state;
-  int64_t num_tokens = start.num_tokens;
-  double last_loss = start.last_loss;
-  const std::string& metrics_path = start.metrics_path;
-  std::unique_ptr<MetricsLog>& metrics = start.metrics;
-
-  last_loss = train(s, state, optimizer, num_tokens, last_loss, *metrics);
-  save_hf_model(o.output_dir, loaded.config, *loaded.layout, loaded.params.data(), o.model_dir);
-  std::printf("trained %" PRId64 " steps (last loss %.4f); wrote the model to %s, metrics to %s\n",
-              state.global_step, last_loss, o.output_dir.c_str(), metrics_path.c_str());
-  return 0;
+  return train_and_save(o, resume_dir, loaded, dpo_run_fingerprint(d, plan), plan.total_steps,
+                        [&](TrainerState& state, AdamW& optimizer, int64_t num_tokens,
+                            double last_loss, MetricsLog& metrics) {
+                          return train(s, state, optimizer, num_tokens, last_loss, metrics);
+                        });
 }
 
 }  // namespace tulu

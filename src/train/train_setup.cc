@@ -101,4 +101,20 @@ RunStart start_or_resume_run(const std::string& output_dir, const std::string& r
   return start;
 }
 
+int train_and_save(const SftOptions& options, const std::string& resume_dir,
+                   LoadedTrainModel& loaded, Json run, int64_t total_steps, const TrainLoop& loop) {
+  AdamW optimizer(*loaded.layout, adamw_options(options));
+  RunStart start = start_or_resume_run(options.output_dir, resume_dir, *loaded.layout,
+                                       loaded.params.data(), optimizer, std::move(run),
+                                       total_steps);
+  const double last_loss =
+      loop(start.state, optimizer, start.num_tokens, start.last_loss, *start.metrics);
+  save_hf_model(options.output_dir, loaded.config, *loaded.layout, loaded.params.data(),
+                options.model_dir);
+  std::printf("trained %" PRId64 " steps (last loss %.4f); wrote the model to %s, metrics to %s\n",
+              start.state.global_step, last_loss, options.output_dir.c_str(),
+              start.metrics_path.c_str());
+  return 0;
+}
+
 }  // namespace tulu

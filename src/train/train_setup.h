@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,5 +59,17 @@ struct RunStart {
 RunStart start_or_resume_run(const std::string& output_dir, const std::string& resume_dir,
                              const ParamLayout& layout, float* params, AdamW& optimizer, Json run,
                              int64_t total_steps);
+
+// A trainer's loop from `state` on: returns the last step's loss. num_tokens and last_loss
+// are where the run starts (0 or the resumed checkpoint's values).
+using TrainLoop = std::function<double(TrainerState& state, AdamW& optimizer, int64_t num_tokens,
+                                       double last_loss, MetricsLog& metrics)>;
+
+// The part every trainer shares after its setup: AdamW from the options, a fresh start or
+// the resume from resume_dir (start_or_resume_run), the loop, the final model written to
+// options.output_dir (save_hf_model, config and tokenizer files taken from
+// options.model_dir) and the closing summary line. Returns 0.
+int train_and_save(const SftOptions& options, const std::string& resume_dir,
+                   LoadedTrainModel& loaded, Json run, int64_t total_steps, const TrainLoop& loop);
 
 }  // namespace tulu
