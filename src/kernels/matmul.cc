@@ -11,6 +11,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul_ref.h"
+#include "kernels/matvec_multi.h"
 #include "kernels/quant_matmul.h"
 
 namespace tulu {
@@ -99,6 +100,24 @@ void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadP
     pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
       matvec_rows(x, w, static_cast<int64_t>(begin), static_cast<int64_t>(end), y);
     });
+    return;
+  }
+  // A caller's scratch must fit this weight whichever path runs (it was sized for sgemm).
+  TULU_CHECK(scratch == nullptr || w.dtype == DType::F32 || scratch->max_in() >= in,
+             "matmul: scratch holds rows of ", scratch == nullptr ? 0 : scratch->max_in(),
+             " elements, the weight needs ", in);
+  if (rows <= kMatvecMultiMaxRows) return matvec_multi(x, rows, w, y, pool);
+  matmul_blas(x, rows, w, y, pool, scratch);
+}
+
+void matmul_blas(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
+                 MatmulScratch* scratch) {
+  const int64_t out = w.dim(0), in = w.dim(1);
+  TULU_CHECK(!dtype_is_quantized(w.dtype), "matmul_blas: ", dtype_name(w.dtype),
+             " weights need the quantized kernels");
+  if (rows <= 0 || out <= 0) return;
+  if (in == 0) {
+    std::fill(y, y + rows * out, 0.0f);
     return;
   }
   set_blas_single_threaded();

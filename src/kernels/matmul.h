@@ -3,7 +3,8 @@
 //
 //   rows == 1: matrix–vector product, Highway dot products that widen BF16/F16 weights on
 //              the fly, output rows split over the thread pool.
-//   rows > 1:  OpenBLAS cblas_sgemm. F32 weights are used in place; BF16/F16 weights are
+//   rows 2 ..= kMatvecMultiMaxRows: matvec_multi.h (each weight row read once for all rows).
+//   more rows: OpenBLAS cblas_sgemm. F32 weights are used in place; BF16/F16 weights are
 //              widened a block of W rows at a time into a per-thread fp32 scratch, never the
 //              whole matrix up front. Output columns are split over our thread pool; each
 //              worker calls a single-threaded sgemm (OpenBLAS's own threading is set to 1 on
@@ -45,6 +46,11 @@ const char* blas_core_name();
 // alias x. scratch may be null (a temporary one is made when BF16/F16 weights need it).
 void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
             MatmulScratch* scratch = nullptr);
+
+// The sgemm path of matmul() whatever the row count (benchmarks and tests compare it with
+// matvec_multi.h to place the crossover). Same contract as matmul(); F32/BF16/F16 only.
+void matmul_blas(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
+                 MatmulScratch* scratch = nullptr);
 
 // The Highway matrix–vector kernel on one thread: y[o] = x · W[o, :] for o in
 // [row_begin, row_end). y points at element 0 of the output (not at row_begin).
