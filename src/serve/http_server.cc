@@ -55,6 +55,9 @@ HttpServer::HttpServer(ServeContext& context, HttpServerOptions options)
   server.set_read_timeout(impl_->options.read_timeout_seconds, 0);
   server.set_write_timeout(impl_->options.read_timeout_seconds, 0);
   server.set_keep_alive_max_count(100);
+  // httplib writes a response's headers and body separately; without TCP_NODELAY the body
+  // waits for the client's delayed ACK of the headers (about 40 ms per response).
+  server.set_tcp_nodelay(true);
 
   const std::string api_key = impl_->options.api_key;
   server.set_pre_routing_handler(

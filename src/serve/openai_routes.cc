@@ -5,6 +5,9 @@
 
 #include <httplib.h>
 
+#include <functional>
+#include <memory>
+
 #include "core/error.h"
 #include "serve/request_fields.h"
 
@@ -14,6 +17,13 @@ namespace {
 
 constexpr int kMaxChoices = 16;
 constexpr size_t kMaxStopStrings = 4;  // OpenAI's limit
+
+// The request fields chat and completions share (parse_sampling, parse_stream, and
+// model / user, which are checked and ignored); each endpoint adds its own.
+constexpr const char* kSharedFields[] = {
+    "model", "temperature",        "top_p",  "top_k",         "min_p",
+    "n",     "repetition_penalty", "stop",   "seed",          "presence_penalty",
+    "user",  "frequency_penalty",  "stream", "stream_options"};
 
 // The sampling fields both endpoints share, into spec.
 void parse_sampling(const RequestFields& f, GenerationSpec& spec, const char* max_tokens_key) {
@@ -162,13 +172,77 @@ Json chunk_base(const std::string& id, const char* object, int64_t created,
   return Json{{"id", id}, {"object", object}, {"created", created}, {"model", model}};
 }
 
+// A whole (non-streamed) response: the envelope, the choices and the usage summed over
+// them (cached tokens: those of the first choice; each choice may land in another slot).
+Json full_response(const std::string& id, const char* object, int64_t created,
+                   const ServeContext& context, const GenerationSpec& spec,
+                   const std::vector<ChoiceResult>& results,
+                   const std::function<Json(const ChoiceResult&)>& choice_body) {
+  Json choices = Json::array();
+  int completion_tokens = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    completion_tokens += results[i].completion_tokens;
+    Json choice = {{"index", i}};
+    choice.update(choice_body(results[i]));
+    choice["finish_reason"] = openai_finish_reason(results[i].finish_reason);
+    choices.push_back(std::move(choice));
+  }
+  Json out = chunk_base(id, object, created, context.model_name);
+  out["choices"] = choices;
+  out["usage"] = usage_json(static_cast<int>(spec.prompt_ids.size()), completion_tokens,
+                            results.empty() ? 0 : results[0].cached_tokens);
+  out["system_fingerprint"] = nullptr;
+  return out;
+}
+
+// Streams: renders one choice as a chunk of the stream (usage: null on every chunk when
+// the client asked for the usage chunk, as OpenAI does).
+std::function<std::string(Json)> chunk_writer(const Json& base, StreamFlags flags) {
+  return [base, flags](Json choice) {
+    Json c = base;
+    c["choices"] = Json::array({std::move(choice)});
+    if (flags.include_usage) c["usage"] = nullptr;
+    return sse_data(c);
+  };
+}
+
+// Streams: what follows the last choice's end: the usage chunk (when asked), [DONE].
+std::function<std::string()> stream_end(const Json& base, StreamFlags flags, int prompt_tokens,
+                                        std::shared_ptr<int> completion_tokens) {
+  return [=]() {
+    std::string out;
+    if (flags.include_usage) {
+      Json c = base;
+      c["choices"] = Json::array();
+      c["usage"] = usage_json(prompt_tokens, *completion_tokens);
+      out += sse_data(c);
+    }
+    return out + "data: [DONE]\n\n";
+  };
+}
+
+// Streams: a choice's end: its token count, an error event if it failed, and the chunk
+// with finish_reason (`choice_end` gives the empty delta / text fields of that chunk).
+std::string end_of_choice(const SequenceEvent& e, int& completion_tokens,
+                          const std::function<std::string(Json)>& chunk, Json choice_end) {
+  completion_tokens += e.completion_tokens;
+  std::string out;
+  if (!e.error.empty()) {
+    out += sse_data(error_body(ApiStyle::OpenAI, ApiError(500, e.error, "server_error")));
+  }
+  Json choice = {{"index", e.choice}};
+  choice.update(choice_end);
+  choice["logprobs"] = nullptr;
+  choice["finish_reason"] = openai_finish_reason(e.finish_reason);
+  return out + chunk(std::move(choice));
+}
+
 void handle_chat(ServeContext& context, const httplib::Request& req, httplib::Response& res) {
   const Json body = parse_request_body(req.body);
   const RequestFields f(body, "the request body", 400);
-  f.reject_unknown({"model", "messages", "max_tokens", "max_completion_tokens", "temperature",
-                    "top_p", "top_k", "min_p", "repetition_penalty", "n", "stop", "seed",
-                    "presence_penalty", "frequency_penalty", "stream", "stream_options", "logprobs",
-                    "top_logprobs", "user"});
+  static constexpr const char* kChatFields[] = {"messages", "max_tokens", "max_completion_tokens",
+                                                "logprobs", "top_logprobs"};
+  f.reject_unknown(kSharedFields, kChatFields);
   GenerationSpec spec;
   const std::vector<ChatMessage> messages = parse_messages(f);
   parse_sampling(f, spec, f.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
@@ -187,40 +261,23 @@ void handle_chat(ServeContext& context, const httplib::Request& req, httplib::Re
   const std::string id = "chatcmpl-" + random_id();
   const int64_t created = unix_seconds();
   const bool logprobs = spec.top_logprobs >= 0;
+  const Tokenizer& tokenizer = context.tokenizer;
   if (!flags.stream) {
-    const std::vector<ChoiceResult> results = collect_choices(context, *channel, spec.n);
-    Json choices = Json::array();
-    int completion_tokens = 0;
-    int cached_tokens = 0;  // of the first choice (each choice may land in another slot)
-    for (size_t i = 0; i < results.size(); ++i) {
-      const ChoiceResult& r = results[i];
-      completion_tokens += r.completion_tokens;
-      if (i == 0) cached_tokens = r.cached_tokens;
-      choices.push_back(
-          {{"index", i},
-           {"message", {{"role", "assistant"}, {"content", r.text}}},
-           {"logprobs", logprobs ? chat_logprobs(context.tokenizer, r.tokens) : Json(nullptr)},
-           {"finish_reason", openai_finish_reason(r.finish_reason)}});
-    }
-    Json out = chunk_base(id, "chat.completion", created, context.model_name);
-    out["choices"] = choices;
-    out["usage"] =
-        usage_json(static_cast<int>(spec.prompt_ids.size()), completion_tokens, cached_tokens);
-    out["system_fingerprint"] = nullptr;
-    reply_json(res, out);
+    reply_json(
+        res, full_response(
+                 id, "chat.completion", created, context, spec,
+                 collect_choices(context, *channel, spec.n, req), [&](const ChoiceResult& r) {
+                   return Json{
+                       {"message", {{"role", "assistant"}, {"content", r.text}}},
+                       {"logprobs", logprobs ? chat_logprobs(tokenizer, r.tokens) : Json(nullptr)}};
+                 }));
     return;
   }
   const Json base = chunk_base(id, "chat.completion.chunk", created, context.model_name);
   auto started = std::make_shared<std::vector<bool>>(static_cast<size_t>(spec.n), false);
   auto completion_tokens = std::make_shared<int>(0);
   const int prompt_tokens = static_cast<int>(spec.prompt_ids.size());
-  const Tokenizer& tokenizer = context.tokenizer;
-  auto chunk = [base, flags](Json choice) {
-    Json c = base;
-    c["choices"] = Json::array({std::move(choice)});
-    if (flags.include_usage) c["usage"] = nullptr;
-    return sse_data(c);
-  };
+  const auto chunk = chunk_writer(base, flags);
   stream_choices(
       context, res, channel, spec.n, in_flight,
       [=, &tokenizer](const SequenceEvent& e) {
@@ -242,53 +299,20 @@ void handle_chat(ServeContext& context, const httplib::Request& req, httplib::Re
                         {"finish_reason", nullptr}});
         }
         if (e.done) {
-          *completion_tokens += e.completion_tokens;
-          if (!e.error.empty()) {
-            out += sse_data(error_body(ApiStyle::OpenAI, ApiError(500, e.error, "server_error")));
-          }
-          out += chunk({{"index", e.choice},
-                        {"delta", Json::object()},
-                        {"logprobs", nullptr},
-                        {"finish_reason", openai_finish_reason(e.finish_reason)}});
+          out += end_of_choice(e, *completion_tokens, chunk, {{"delta", Json::object()}});
         }
         return out;
       },
-      [=]() {
-        std::string out;
-        if (flags.include_usage) {
-          Json c = base;
-          c["choices"] = Json::array();
-          c["usage"] = usage_json(prompt_tokens, *completion_tokens);
-          out += sse_data(c);
-        }
-        return out + "data: [DONE]\n\n";
-      });
+      stream_end(base, flags, prompt_tokens, completion_tokens));
 }
 
 void handle_completions(ServeContext& context, const httplib::Request& req,
                         httplib::Response& res) {
   const Json body = parse_request_body(req.body);
   const RequestFields f(body, "the request body", 400);
-  f.reject_unknown({"model",
-                    "prompt",
-                    "max_tokens",
-                    "temperature",
-                    "top_p",
-                    "top_k",
-                    "min_p",
-                    "repetition_penalty",
-                    "n",
-                    "stop",
-                    "seed",
-                    "presence_penalty",
-                    "frequency_penalty",
-                    "stream",
-                    "stream_options",
-                    "logprobs",
-                    "echo",
-                    "best_of",
-                    "suffix",
-                    "user"});
+  static constexpr const char* kCompletionFields[] = {"prompt", "max_tokens", "logprobs",
+                                                      "echo",   "best_of",    "suffix"};
+  f.reject_unknown(kSharedFields, kCompletionFields);
   GenerationSpec spec;
   if (!f.has("prompt")) f.fail("prompt", "is required");
   const Json& prompt = f.raw("prompt");
@@ -331,28 +355,17 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
   const int64_t created = unix_seconds();
   const bool logprobs = spec.top_logprobs >= 0;
   const std::string prefix = echo ? prompt_text : "";
+  const Tokenizer& tokenizer = context.tokenizer;
   if (!flags.stream) {
-    const std::vector<ChoiceResult> results = collect_choices(context, *channel, spec.n);
-    Json choices = Json::array();
-    int completion_tokens = 0;
-    int cached_tokens = 0;  // of the first choice (each choice may land in another slot)
-    for (size_t i = 0; i < results.size(); ++i) {
-      const ChoiceResult& r = results[i];
-      completion_tokens += r.completion_tokens;
-      if (i == 0) cached_tokens = r.cached_tokens;
-      choices.push_back(
-          {{"index", i},
-           {"text", prefix + r.text},
-           {"logprobs", logprobs ? completion_logprobs(context.tokenizer, r.tokens, prefix.size())
-                                 : Json(nullptr)},
-           {"finish_reason", openai_finish_reason(r.finish_reason)}});
-    }
-    Json out = chunk_base(id, "text_completion", created, context.model_name);
-    out["choices"] = choices;
-    out["usage"] =
-        usage_json(static_cast<int>(spec.prompt_ids.size()), completion_tokens, cached_tokens);
-    out["system_fingerprint"] = nullptr;
-    reply_json(res, out);
+    reply_json(
+        res,
+        full_response(id, "text_completion", created, context, spec,
+                      collect_choices(context, *channel, spec.n, req), [&](const ChoiceResult& r) {
+                        return Json{{"text", prefix + r.text},
+                                    {"logprobs", logprobs ? completion_logprobs(tokenizer, r.tokens,
+                                                                                prefix.size())
+                                                          : Json(nullptr)}};
+                      }));
     return;
   }
   const Json base = chunk_base(id, "text_completion", created, context.model_name);
@@ -360,13 +373,7 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
   auto offsets = std::make_shared<std::vector<size_t>>(static_cast<size_t>(spec.n), prefix.size());
   auto completion_tokens = std::make_shared<int>(0);
   const int prompt_tokens = static_cast<int>(spec.prompt_ids.size());
-  const Tokenizer& tokenizer = context.tokenizer;
-  auto chunk = [base, flags](Json choice) {
-    Json c = base;
-    c["choices"] = Json::array({std::move(choice)});
-    if (flags.include_usage) c["usage"] = nullptr;
-    return sse_data(c);
-  };
+  const auto chunk = chunk_writer(base, flags);
   stream_choices(
       context, res, channel, spec.n, in_flight,
       [=, &tokenizer](const SequenceEvent& e) {
@@ -386,28 +393,10 @@ void handle_completions(ServeContext& context, const httplib::Request& req,
           out += chunk(
               {{"index", e.choice}, {"text", text}, {"logprobs", lp}, {"finish_reason", nullptr}});
         }
-        if (e.done) {
-          *completion_tokens += e.completion_tokens;
-          if (!e.error.empty()) {
-            out += sse_data(error_body(ApiStyle::OpenAI, ApiError(500, e.error, "server_error")));
-          }
-          out += chunk({{"index", e.choice},
-                        {"text", ""},
-                        {"logprobs", nullptr},
-                        {"finish_reason", openai_finish_reason(e.finish_reason)}});
-        }
+        if (e.done) out += end_of_choice(e, *completion_tokens, chunk, {{"text", ""}});
         return out;
       },
-      [=]() {
-        std::string out;
-        if (flags.include_usage) {
-          Json c = base;
-          c["choices"] = Json::array();
-          c["usage"] = usage_json(prompt_tokens, *completion_tokens);
-          out += sse_data(c);
-        }
-        return out + "data: [DONE]\n\n";
-      });
+      stream_end(base, flags, prompt_tokens, completion_tokens));
 }
 
 }  // namespace

@@ -18,9 +18,15 @@ void RequestFields::fail(const std::string& key, const std::string& message) con
 }
 
 void RequestFields::reject_unknown(std::initializer_list<const char*> known) const {
+  reject_unknown(std::span<const char* const>(known.begin(), known.size()), {});
+}
+
+void RequestFields::reject_unknown(std::span<const char* const> known,
+                                   std::span<const char* const> more) const {
   for (auto it = obj_.begin(); it != obj_.end(); ++it) {
     bool found = false;
     for (const char* k : known) found = found || it.key() == k;
+    for (const char* k : more) found = found || it.key() == k;
     if (!found) {
       throw ApiError(
           status_,

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ class RequestFields {
 
   // Fails naming the first key not in `known` (OpenAI rejects unrecognized arguments).
   void reject_unknown(std::initializer_list<const char*> known) const;
+  // The same over two lists (fields several endpoints share, plus the endpoint's own).
+  void reject_unknown(std::span<const char* const> known, std::span<const char* const> more) const;
   bool has(const std::string& key) const;         // present and not null
   const Json& raw(const std::string& key) const;  // present (check has() first)
 

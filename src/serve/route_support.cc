@@ -6,12 +6,14 @@
 #include <random>
 
 #include "core/error.h"
+#include "serve/peer_watch.h"
 
 namespace tulu {
 
 namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kPollInterval{100};
+constexpr std::chrono::milliseconds kPeerCheckInterval{50};
 }  // namespace
 
 InFlight::InFlight(ServeContext& context, ApiStyle style) : context_(context) {
@@ -77,15 +79,24 @@ std::shared_ptr<RequestChannel> submit_sequences(const ServeContext& context,
 }
 
 std::vector<ChoiceResult> collect_choices(const ServeContext& context, RequestChannel& channel,
-                                          int choices) {
+                                          int choices, const httplib::Request& req) {
   const Clock::time_point start = Clock::now();
+  const PeerWatch peer(req.remote_addr, req.remote_port, req.local_addr, req.local_port);
+  Clock::time_point next_peer_check = start + kPeerCheckInterval;
   std::vector<ChoiceResult> results(static_cast<size_t>(choices));
   int remaining = choices;
   bool first = true;
   std::string error;
   while (remaining > 0) {
+    if (Clock::now() >= next_peer_check) {
+      next_peer_check = Clock::now() + kPeerCheckInterval;
+      if (peer.gone()) {
+        channel.cancel();
+        throw ApiError(499, "the client closed the connection", "client_closed_request");
+      }
+    }
     SequenceEvent event;
-    if (!channel.pop(event, kPollInterval)) continue;
+    if (!channel.pop(event, kPeerCheckInterval)) continue;
     ChoiceResult& r = results.at(static_cast<size_t>(event.choice));
     if (first && event.token) {
       context.metrics.observe_time_to_first_token(

@@ -20,8 +20,9 @@
 #include "tokenizer/tokenizer.h"
 
 namespace httplib {
+struct Request;
 struct Response;
-}
+}  // namespace httplib
 
 namespace tulu {
 
@@ -85,8 +86,12 @@ struct ChoiceResult {
 
 // Waits until each of `choices` choices is done (non-streaming requests). A failed
 // choice becomes ApiError 500. Records metrics (tokens, time to first token).
+// Meanwhile it checks every 50 ms whether the client of `req` is still connected
+// (peer_watch.h); when it has gone, the request is cancelled (its sequences leave their
+// slots at the scheduler's next step, or the queue) and ApiError 499 ("client closed
+// request", nginx's code; nobody reads it) ends the handler.
 std::vector<ChoiceResult> collect_choices(const ServeContext& context, RequestChannel& channel,
-                                          int choices);
+                                          int choices, const httplib::Request& req);
 
 // Streams a request's events as the body of `res` (Content-Type text/event-stream).
 // render(event) returns the SSE text for one event (may be empty); finish() the text after

@@ -23,6 +23,25 @@ bool RequestChannel::pop(SequenceEvent& event, std::chrono::milliseconds timeout
   return true;
 }
 
+namespace {
+
+// The event that ends a choice.
+SequenceEvent end_event(int choice, const Sequence& sequence, int cached_tokens,
+                        const std::string& error, uint64_t step) {
+  SequenceEvent done;
+  done.choice = choice;
+  done.done = true;
+  done.finish_reason = sequence.finish_reason();
+  done.prompt_tokens = static_cast<int>(sequence.params().prompt_ids.size());
+  done.completion_tokens = static_cast<int>(sequence.generated().size());
+  done.cached_tokens = cached_tokens;
+  done.error = error;
+  done.step = step;
+  return done;
+}
+
+}  // namespace
+
 // A queued sequence.
 struct Scheduler::Work {
   std::shared_ptr<RequestChannel> channel;
@@ -36,6 +55,7 @@ struct Scheduler::Slot {
   size_t prefilled = 0;        // prompt tokens in the cache so far
   bool decoding = false;       // prompt done; next_input() waits to be evaluated
   int cached_tokens = 0;       // prompt tokens reused from the previous occupant
+  uint64_t admitted = 0;       // admission order (prompt evaluation goes oldest first)
   Slot(const LlamaModel& model, int ctx, ThreadPool& pool, int max_batch)
       : session(model, ctx, pool, max_batch) {}
 };
@@ -51,6 +71,8 @@ Scheduler::Scheduler(const LlamaModel& model, const Tokenizer& tokenizer, Thread
   TULU_CHECK(options_.ctx_size >= 1, "--ctx-size must be >= 1, got ", options_.ctx_size);
   TULU_CHECK(options_.max_queue >= 1, "--queue must be >= 1, got ", options_.max_queue);
   TULU_CHECK(options_.prefill_chunk >= 1, "prefill chunk must be >= 1");
+  TULU_CHECK(options_.prefill_budget >= 1, "--prefill-budget must be >= 1, got ",
+             options_.prefill_budget);
   for (int i = 0; i < options_.slots; ++i) {
     slots_.push_back(
         std::make_unique<Slot>(model, options_.ctx_size, pool, options_.prefill_chunk));
@@ -91,6 +113,7 @@ SchedulerStats Scheduler::stats() const {
   s.active = active_.load();
   s.slots = options_.slots;
   s.cancelled = cancelled_.load();
+  s.steps = steps_.load();
   return s;
 }
 
@@ -120,6 +143,7 @@ void Scheduler::run() {
         break;
       }
     }
+    ++steps_;
     admit();
     // Cancelled requests (client gone) free their slots before any compute.
     for (auto& slot : slots_) {
@@ -129,7 +153,7 @@ void Scheduler::run() {
         finish_slot(*slot, "");
       }
     }
-    prefill_one_chunk();
+    prefill_step();
     decode_step();
   }
   for (auto& slot : slots_) {
@@ -140,6 +164,15 @@ void Scheduler::run() {
 void Scheduler::admit() {
   std::lock_guard<std::mutex> lock(mutex_);
   while (!queue_.empty()) {
+    if (queue_.front()->channel->cancelled()) {
+      // Its client left while it waited: it ends without taking a slot.
+      Work& work = *queue_.front();
+      work.sequence->cancel();
+      work.channel->push(end_event(work.choice, *work.sequence, 0, "", steps_.load()));
+      ++cancelled_;
+      queue_.pop_front();
+      continue;
+    }
     const std::vector<int>& prompt = queue_.front()->sequence->params().prompt_ids;
     // The free slot whose cached tokens share the longest prefix with the prompt.
     Slot* best = nullptr;
@@ -162,33 +195,62 @@ void Scheduler::admit() {
     best->prefilled = best_common;
     best->cached_tokens = static_cast<int>(best_common);
     best->decoding = false;
+    best->admitted = ++admissions_;
     best->work = std::move(queue_.front());
     queue_.pop_front();
     ++active_;
   }
 }
 
-bool Scheduler::prefill_one_chunk() {
-  // The slot admitted first among those still prefilling (slots are few: a scan is fine).
+std::vector<size_t> plan_prefill(std::span<const size_t> remaining, size_t budget, size_t chunk) {
+  std::vector<size_t> plan(remaining.size(), 0);
+  size_t left = budget;
+  for (size_t i = 0; i < remaining.size() && left > 0; ++i) {
+    plan[i] = std::min({remaining[i], chunk, left});
+    left -= plan[i];
+  }
+  for (size_t i = 0; i < remaining.size() && left > 0; ++i) {
+    const size_t more = std::min(remaining[i] - plan[i], left);
+    plan[i] += more;
+    left -= more;
+  }
+  return plan;
+}
+
+void Scheduler::prefill_step() {
+  // The slots still reading their prompts, oldest admission first (slots are few: a scan
+  // and a sort are fine).
+  std::vector<Slot*> waiting;
   for (auto& slot : slots_) {
-    if (!slot->work || slot->decoding) continue;
-    const std::vector<int>& prompt = slot->work->sequence->params().prompt_ids;
-    const size_t n =
-        std::min(prompt.size() - slot->prefilled, static_cast<size_t>(options_.prefill_chunk));
+    if (slot->work && !slot->decoding) waiting.push_back(slot.get());
+  }
+  if (waiting.empty()) return;
+  std::sort(waiting.begin(), waiting.end(),
+            [](const Slot* a, const Slot* b) { return a->admitted < b->admitted; });
+  std::vector<size_t> remaining;
+  for (const Slot* slot : waiting) {
+    remaining.push_back(slot->work->sequence->params().prompt_ids.size() - slot->prefilled);
+  }
+  const std::vector<size_t> plan =
+      plan_prefill(remaining, static_cast<size_t>(options_.prefill_budget),
+                   static_cast<size_t>(options_.prefill_chunk));
+  for (size_t i = 0; i < waiting.size(); ++i) {
+    if (plan[i] == 0) continue;
+    Slot& slot = *waiting[i];
+    const std::vector<int>& prompt = slot.work->sequence->params().prompt_ids;
     try {
-      const std::span<const float> logits = slot->session.eval(
-          std::span<const int>(prompt).subspan(slot->prefilled, n), /*all_logits=*/false);
-      slot->prefilled += n;
-      if (slot->prefilled == prompt.size()) {
-        slot->decoding = true;
-        after_step(*slot, logits);
+      // Session::eval runs more than its max_batch (= prefill_chunk) in chunks.
+      const std::span<const float> logits = slot.session.eval(
+          std::span<const int>(prompt).subspan(slot.prefilled, plan[i]), /*all_logits=*/false);
+      slot.prefilled += plan[i];
+      if (slot.prefilled == prompt.size()) {
+        slot.decoding = true;
+        after_step(slot, logits);
       }
     } catch (const std::exception& e) {
-      finish_slot(*slot, e.what());
+      finish_slot(slot, e.what());
     }
-    return true;
   }
-  return false;
 }
 
 void Scheduler::decode_step() {
@@ -228,21 +290,15 @@ void Scheduler::after_step(Slot& slot, std::span<const float> logits) {
     event.choice = slot.work->choice;
     event.token = std::move(out.token);
     event.text = std::move(out.text);
+    event.step = steps_.load();
     slot.work->channel->push(std::move(event));
   }
   if (sequence.finished()) finish_slot(slot, "");
 }
 
 void Scheduler::finish_slot(Slot& slot, const std::string& error) {
-  Sequence& sequence = *slot.work->sequence;
-  SequenceEvent done;
-  done.choice = slot.work->choice;
-  done.done = true;
-  done.finish_reason = sequence.finish_reason();
-  done.prompt_tokens = static_cast<int>(sequence.params().prompt_ids.size());
-  done.completion_tokens = static_cast<int>(sequence.generated().size());
-  done.cached_tokens = slot.cached_tokens;
-  done.error = error;
+  SequenceEvent done =
+      end_event(slot.work->choice, *slot.work->sequence, slot.cached_tokens, error, steps_.load());
   // The slot is free before the client hears of the end (stats() agree with what it saw).
   const std::shared_ptr<RequestChannel> channel = slot.work->channel;
   slot.work.reset();

@@ -1,9 +1,14 @@
 // Continuous batching: one scheduler thread owns N slots, each a Session (its own KV
 // cache of ctx_size positions). Requests wait in a bounded queue; between forward steps
 // they are admitted into free slots (the free slot whose cache shares the longest prefix
-// with the prompt, whose keys/values are then reused), their prompts evaluated a chunk at
-// a time, and every slot that is generating decodes its next token in one batched forward
-// step (llama/batch_decode.h). Results flow back through a RequestChannel per request.
+// with the prompt, whose keys/values are then reused), and each step then
+//  1. evaluates prompt tokens of the admitted sequences still reading their prompts, at
+//     most prefill_budget tokens over all of them (plan_prefill: every waiting prompt
+//     gets a chunk, oldest admission first), so a long prompt neither stalls the running
+//     streams for long nor keeps short prompts behind it from starting;
+//  2. decodes the next token of every generating slot in one batched forward step
+//     (llama/batch_decode.h).
+// Results flow back through a RequestChannel per request.
 //
 // Threading: submit / stats / shutdown may be called from any thread; the slots, sessions
 // and sequences are touched only by the scheduler thread.
@@ -16,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +47,7 @@ struct SequenceEvent {
   int completion_tokens = 0;
   int cached_tokens = 0;
   std::string error;  // non-empty: the choice failed (done is true)
+  uint64_t step = 0;  // the scheduler step that produced it (1, 2, ...; for tests and tracing)
 };
 
 // The queue between the scheduler (producer) and the HTTP handler (consumer) of one
@@ -62,11 +69,19 @@ class RequestChannel {
 };
 
 struct SchedulerOptions {
-  int slots = 4;            // concurrent sequences, ≥ 1
-  int ctx_size = 2048;      // KV cache positions per slot
-  int max_queue = 64;       // waiting sequences before submit refuses
-  int prefill_chunk = 128;  // prompt tokens evaluated between two decode steps
+  int slots = 4;             // concurrent sequences, ≥ 1
+  int ctx_size = 2048;       // KV cache positions per slot
+  int max_queue = 64;        // waiting sequences before submit refuses
+  int prefill_chunk = 128;   // most prompt tokens of one sequence per step while others wait
+  int prefill_budget = 512;  // most prompt tokens per step over all sequences (≥ 1)
 };
+
+// How many prompt tokens each prefilling sequence evaluates in this step. remaining[i]:
+// tokens left of the i-th one, in admission order. First each gets min(remaining, chunk)
+// in that order while the budget lasts; what is left of the budget then goes, in the same
+// order, to those with tokens left. The result sums to ≤ budget and gives the first
+// sequence ≥ min(its remaining, chunk, budget) tokens (progress every step).
+std::vector<size_t> plan_prefill(std::span<const size_t> remaining, size_t budget, size_t chunk);
 
 class QueueFullError : public std::runtime_error {
  public:
@@ -78,6 +93,7 @@ struct SchedulerStats {
   int active = 0;
   int slots = 0;
   uint64_t cancelled = 0;  // sequences ended because their client went away
+  uint64_t steps = 0;      // scheduler steps so far
 };
 
 class Scheduler {
@@ -104,7 +120,7 @@ class Scheduler {
   struct Slot;
   void run();
   void admit();
-  bool prefill_one_chunk();
+  void prefill_step();
   void decode_step();
   // Applies a step's output to the slot: emits the event, frees the slot when finished.
   void after_step(Slot& slot, std::span<const float> logits);
@@ -123,6 +139,8 @@ class Scheduler {
   bool stopping_ = false;                    // guarded by mutex_
   std::atomic<int> active_{0};
   std::atomic<uint64_t> cancelled_{0};
+  std::atomic<uint64_t> steps_{0};
+  uint64_t admissions_ = 0;  // scheduler thread only: orders the slots' admissions
   std::thread thread_;
 };
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "serve/request_fields.h"
+#include "serve/token_offsets.h"
 
 namespace tulu {
 
@@ -19,56 +20,72 @@ struct TgiRequest {
   bool details = false;
   bool return_full_text = false;
   bool sampled = false;
+  bool add_special_tokens = true;  // BOS before the inputs (TGI's default: true)
 };
 
-// TGI's GenerateRequest: {"inputs": str, "parameters": {...}, "stream": bool}. Sampling is
-// on when do_sample is true or a sampling parameter is set (temperature ≠ 1, top_k, top_p
-// < 1), as TGI's NextTokenChooser; else greedy.
-TgiRequest parse_generate(const ServeContext& context, const std::string& body_text) {
+// TGI's GenerateParameters into r. generation: the request generates (/generate,
+// /generate_stream), so parameters it cannot honour are refused; /tokenize checks their
+// types and ranges only and ignores them, as TGI does.
+void parse_parameters(const RequestFields& p, TgiRequest& r, bool& do_sample, bool generation) {
+  GenerationOverrides& o = r.spec.overrides;
+  p.reject_unknown({"max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty",
+                    "frequency_penalty", "do_sample", "seed", "stop", "return_full_text", "details",
+                    "decoder_input_details", "best_of", "truncate", "typical_p", "watermark",
+                    "top_n_tokens"});
+  if (auto v = p.integer("max_new_tokens", 1, 1 << 30)) o.max_new_tokens = static_cast<int>(*v);
+  if (auto v = p.number("temperature", 0.0, 1e6)) {
+    if (*v <= 0.0) p.fail("temperature", "must be strictly positive");
+    o.temperature = *v;
+  }
+  if (auto v = p.integer("top_k", 1, 1 << 30)) o.top_k = static_cast<int>(*v);
+  if (auto v = p.number("top_p", 0.0, 1.0)) {
+    if (*v <= 0.0 || *v >= 1.0) p.fail("top_p", "must be > 0.0 and < 1.0");
+    o.top_p = *v;
+  }
+  if (auto v = p.number("repetition_penalty", 0.0, 1e6)) {
+    if (*v <= 0.0) p.fail("repetition_penalty", "must be strictly positive");
+    o.repetition_penalty = *v;
+  }
+  if (auto v = p.number("frequency_penalty", -2.0, 2.0)) r.spec.frequency_penalty = *v;
+  do_sample = p.boolean("do_sample").value_or(false);
+  if (auto v = p.integer("seed", 0, INT64_MAX)) o.seed = static_cast<uint64_t>(*v);
+  o.stop_strings = p.string_or_list("stop", kMaxStopSequences);
+  r.return_full_text = p.boolean("return_full_text").value_or(false);
+  r.details = p.boolean("details").value_or(false);
+  (void)p.boolean("decoder_input_details");
+  (void)p.boolean("watermark");
+  const std::optional<int64_t> best_of = p.integer("best_of", 1, 1 << 30);
+  const std::optional<int64_t> truncate = p.integer("truncate", 1, 1 << 30);
+  const std::optional<double> typical_p = p.number("typical_p", 0.0, 1.0);
+  const std::optional<int64_t> top_n_tokens = p.integer("top_n_tokens", 0, 1 << 30);
+  if (!generation) return;
+  if (best_of && *best_of != 1) p.fail("best_of", "only 1 is supported");
+  if (truncate) p.fail("truncate", "is not supported");
+  if (typical_p && *typical_p < 1.0) p.fail("typical_p", "is not supported");
+  if (top_n_tokens) p.fail("top_n_tokens", "is not supported");
+}
+
+// TGI's GenerateRequest: {"inputs": str, "parameters": {...}, "stream": bool,
+// "add_special_tokens": bool}. Sampling is on when do_sample is true or a sampling
+// parameter is set (temperature ≠ 1, top_k, top_p < 1), as TGI's NextTokenChooser; else
+// greedy. generation: see parse_parameters (and /tokenize accepts empty inputs).
+TgiRequest parse_generate(const ServeContext& context, const std::string& body_text,
+                          bool generation = true) {
   const Json body = parse_request_body(body_text);
   const RequestFields f(body, "the request body", kValidation);
-  f.reject_unknown({"inputs", "parameters", "stream"});
+  f.reject_unknown({"inputs", "parameters", "stream", "add_special_tokens"});
   TgiRequest r;
   const std::optional<std::string> inputs = f.string("inputs");
   if (!inputs) f.fail("inputs", "is required");
-  if (inputs->empty()) f.fail("inputs", "must not be empty");
+  if (generation && inputs->empty()) f.fail("inputs", "must not be empty");
   r.inputs = *inputs;
   (void)f.boolean("stream");
+  r.add_special_tokens = f.boolean("add_special_tokens").value_or(true);
   GenerationOverrides& o = r.spec.overrides;
   bool do_sample = false;
   if (f.has("parameters")) {
-    const RequestFields p(f.raw("parameters"), "parameters", kValidation);
-    p.reject_unknown({"max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty",
-                      "frequency_penalty", "do_sample", "seed", "stop", "return_full_text",
-                      "details", "decoder_input_details", "best_of", "truncate", "typical_p",
-                      "watermark", "top_n_tokens"});
-    if (auto v = p.integer("max_new_tokens", 1, 1 << 30)) o.max_new_tokens = static_cast<int>(*v);
-    if (auto v = p.number("temperature", 0.0, 1e6)) {
-      if (*v <= 0.0) p.fail("temperature", "must be strictly positive");
-      o.temperature = *v;
-    }
-    if (auto v = p.integer("top_k", 1, 1 << 30)) o.top_k = static_cast<int>(*v);
-    if (auto v = p.number("top_p", 0.0, 1.0)) {
-      if (*v <= 0.0 || *v >= 1.0) p.fail("top_p", "must be > 0.0 and < 1.0");
-      o.top_p = *v;
-    }
-    if (auto v = p.number("repetition_penalty", 0.0, 1e6)) {
-      if (*v <= 0.0) p.fail("repetition_penalty", "must be strictly positive");
-      o.repetition_penalty = *v;
-    }
-    if (auto v = p.number("frequency_penalty", -2.0, 2.0)) r.spec.frequency_penalty = *v;
-    do_sample = p.boolean("do_sample").value_or(false);
-    if (auto v = p.integer("seed", 0, INT64_MAX)) o.seed = static_cast<uint64_t>(*v);
-    o.stop_strings = p.string_or_list("stop", kMaxStopSequences);
-    r.return_full_text = p.boolean("return_full_text").value_or(false);
-    r.details = p.boolean("details").value_or(false);
-    (void)p.boolean("decoder_input_details");
-    (void)p.boolean("watermark");
-    if (auto v = p.integer("best_of", 1, 1); v && *v != 1) p.fail("best_of", "only 1 is supported");
-    if (p.has("truncate")) p.fail("truncate", "is not supported");
-    if (auto v = p.number("typical_p", 0.0, 1.0); v && *v < 1.0)
-      p.fail("typical_p", "is not supported");
-    if (p.has("top_n_tokens")) p.fail("top_n_tokens", "is not supported");
+    parse_parameters(RequestFields(f.raw("parameters"), "parameters", kValidation), r, do_sample,
+                     generation);
   }
   r.sampled = do_sample || (o.temperature && *o.temperature != 1.0) || o.top_k ||
               (o.top_p && *o.top_p < 1.0);
@@ -78,7 +95,7 @@ TgiRequest parse_generate(const ServeContext& context, const std::string& body_t
     o.temperature = 1.0;  // do_sample alone: plain sampling, not the model's settings
   }
   r.spec.top_logprobs = 0;  // TGI reports each token's logprob
-  r.spec.prompt_ids = context.tokenizer.encode(r.inputs, /*add_bos=*/true);
+  if (generation) r.spec.prompt_ids = context.tokenizer.encode(r.inputs, r.add_special_tokens);
   return r;
 }
 
@@ -99,7 +116,7 @@ void handle_generate(ServeContext& context, const httplib::Request& req, httplib
   uint64_t seed = 0;
   auto channel =
       submit_sequences(context, make_sequences(context, r.spec, kValidation, &seed), ApiStyle::Tgi);
-  const ChoiceResult result = collect_choices(context, *channel, 1).at(0);
+  const ChoiceResult result = collect_choices(context, *channel, 1, req).at(0);
   Json out = {{"generated_text", (r.return_full_text ? r.inputs : "") + result.text}};
   if (r.details) {
     Json tokens = Json::array();
@@ -174,16 +191,14 @@ void handle_generate_stream(ServeContext& context, const httplib::Request& req,
       [] { return std::string(); });
 }
 
+// TGI's /tokenize: the GenerateRequest schema; [{"id", "text", "start", "stop"}] with
+// byte offsets into inputs (token_offsets.h).
 void handle_tokenize(ServeContext& context, const httplib::Request& req, httplib::Response& res) {
-  const Json body = parse_request_body(req.body);
-  const RequestFields f(body, "the request body", kValidation);
-  f.reject_unknown({"inputs", "parameters", "add_special_tokens"});
-  const std::optional<std::string> inputs = f.string("inputs");
-  if (!inputs) f.fail("inputs", "is required");
-  const bool add_bos = f.boolean("add_special_tokens").value_or(true);
+  const TgiRequest r = parse_generate(context, req.body, /*generation=*/false);
   Json out = Json::array();
-  for (const int id : context.tokenizer.encode(*inputs, add_bos)) {
-    out.push_back({{"id", id}, {"text", context.tokenizer.id_to_piece(id)}});
+  for (const TokenSpan& t :
+       tokenize_with_offsets(context.tokenizer, r.inputs, r.add_special_tokens)) {
+    out.push_back({{"id", t.id}, {"text", t.text}, {"start", t.start}, {"stop", t.stop}});
   }
   reply_json(res, out);
 }

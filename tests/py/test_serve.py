@@ -13,7 +13,9 @@
                /tokenize (= tulu tokenize's ids), /metrics counters
   concurrency  16, then 3 × 32 concurrent streaming clients with 4 slots: every stream
                complete and equal to the single-client text, RSS stable across rounds; a client that disconnects mid-stream frees
-               its slot (tulu_active_slots returns to 0) and the server keeps serving
+               its slot (tulu_active_slots returns to 0) and the server keeps serving; so does a client of a
+               non-streaming /v1/completions, /v1/chat/completions or /generate that closes its connection while
+               waiting (the sequence is cancelled, not run to max_tokens; the slot is free within 2 s)
   drain        SIGTERM during a stream: the stream still ends with [DONE], exit code 0
 """
 
@@ -256,6 +258,34 @@ def test_disconnect(server):
     check(status == 200, "server still serves")
 
 
+def test_disconnect_non_stream(server):
+    print("a waiting non-streaming client that disconnects frees its slot")
+    requests = (("/v1/completions", {"prompt": "long", "max_tokens": 100000}),
+                ("/v1/chat/completions", {"messages": [{"role": "user", "content": "long"}], "max_tokens": 100000}),
+                ("/generate", {"inputs": "long", "parameters": {"max_new_tokens": 100000}}))
+    for path, request in requests:
+        cancelled = metric(server, "tulu_cancelled_sequences_total")
+        body = json.dumps(request)
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        sock.sendall((f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
+        deadline = time.time() + 20
+        while time.time() < deadline and metric(server, "tulu_active_slots") != 1:
+            time.sleep(0.01)
+        check(metric(server, "tulu_active_slots") == 1, f"{path}: one slot busy while the client waits")
+        closed_at = time.time()
+        sock.close()
+        while time.time() < closed_at + 10 and metric(server, "tulu_active_slots") != 0:
+            time.sleep(0.01)
+        freed_after = time.time() - closed_at
+        check(metric(server, "tulu_cancelled_sequences_total") == cancelled + 1,
+              f"{path}: the sequence was cancelled (not generated to the end)")
+        check(metric(server, "tulu_active_slots") == 0 and freed_after < 2.0,
+              f"{path}: slot free {freed_after:.2f} s after the client left")
+    status, out = server.post("/v1/completions", {"prompt": "still there?", "max_tokens": 2})
+    check(status == 200 and out["usage"]["completion_tokens"] == 2, "server still serves")
+
+
 def test_drain(server):
     print("SIGTERM drains")
     result = {}
@@ -301,6 +331,7 @@ def main():
                        capture_output=True, timeout=120)
     with Server(slow_dir, "--slots", "2", "--ctx-size", "2048") as server:
         test_disconnect(server)
+        test_disconnect_non_stream(server)
         test_drain(server)
     if failures:
         print(f"{len(failures)} failure(s)")

@@ -1,12 +1,16 @@
 // The continuous-batching scheduler on a small random model with the real Llama 2
 // tokenizer: sequences run concurrently through batched decode steps (more requests than
-// slots, so some queue) give exactly generate()'s ids, text and finish reason (greedy,
-// seeded sampling, stop strings, EOS, max tokens, a full context); a full queue refuses;
-// cancelling frees the slot; bad sequence parameters are errors; metrics render.
+// slots, so some queue; prompts evaluated a few tokens per step, interleaved with
+// decoding) give exactly generate()'s ids, text and finish reason (greedy, seeded
+// sampling, stop strings, EOS, max tokens, a full context); several waiting prompts are
+// evaluated in the same step within the per-step prompt budget (plan_prefill) while
+// running sequences keep getting a token every step; a full queue refuses; cancelling
+// frees the slot; bad sequence parameters are errors; metrics render.
 #include "serve/scheduler.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -132,8 +136,9 @@ TEST_F(SchedulerTest, ConcurrentSequencesEqualGenerate) {
   EXPECT_EQ(expected[2].finish_reason, FinishReason::StopString);
   EXPECT_EQ(expected[4].finish_reason, FinishReason::ContextFull);
 
-  Scheduler scheduler(*model_, *tokenizer_, pool_,
-                      {.slots = 3, .ctx_size = 64, .max_queue = 8, .prefill_chunk = 4});
+  Scheduler scheduler(
+      *model_, *tokenizer_, pool_,
+      {.slots = 3, .ctx_size = 64, .max_queue = 8, .prefill_chunk = 4, .prefill_budget = 6});
   std::vector<std::shared_ptr<RequestChannel>> channels;
   for (size_t i = 0; i < prompts.size(); ++i) {
     SequenceParams params;
@@ -152,6 +157,103 @@ TEST_F(SchedulerTest, ConcurrentSequencesEqualGenerate) {
     EXPECT_EQ(got.finish, expected[i].finish_reason) << "sequence " << i;
   }
   EXPECT_EQ(scheduler.stats().active, 0);
+}
+
+TEST(PlanPrefill, ChunksOldestFirstWithinTheBudget) {
+  using V = std::vector<size_t>;
+  auto plan = [](V remaining, size_t budget, size_t chunk) {
+    return plan_prefill(remaining, budget, chunk);
+  };
+  // Everything fits: each gets all it has left.
+  EXPECT_EQ(plan({5, 3, 9}, 512, 128), (V{5, 3, 9}));
+  // A chunk each, oldest first, until the budget ends.
+  EXPECT_EQ(plan({8, 8, 8, 8}, 8, 4), (V{4, 4, 0, 0}));
+  EXPECT_EQ(plan({8, 8, 8}, 10, 4), (V{4, 4, 2}));
+  // A long prompt first does not keep the short ones behind it waiting; the budget left
+  // after a chunk each goes back to it.
+  EXPECT_EQ(plan({300, 5, 2}, 256, 128), (V{249, 5, 2}));
+  EXPECT_EQ(plan({1000}, 512, 128), (V{512}));
+  // A budget below a chunk still makes progress on the oldest.
+  EXPECT_EQ(plan({50, 50}, 3, 128), (V{3, 0}));
+  EXPECT_EQ(plan({2, 50}, 3, 128), (V{2, 1}));
+  EXPECT_EQ(plan({}, 16, 4), V{});
+  // Never more than the budget, never more than a sequence has left.
+  std::mt19937 gen(3);
+  for (int trial = 0; trial < 500; ++trial) {
+    V remaining(gen() % 6);
+    for (size_t& r : remaining) r = 1 + gen() % 300;
+    const size_t budget = 1 + gen() % 600;
+    const size_t chunk = 1 + gen() % 200;
+    const V p = plan(remaining, budget, chunk);
+    size_t total = 0, wanted = 0;
+    for (size_t i = 0; i < p.size(); ++i) {
+      EXPECT_LE(p[i], remaining[i]);
+      total += p[i];
+      wanted += remaining[i];
+    }
+    EXPECT_EQ(total, std::min(budget, wanted));
+    if (!remaining.empty()) {
+      EXPECT_GE(p[0], std::min({remaining[0], chunk, budget}));
+    }
+  }
+}
+
+TEST_F(SchedulerTest, WaitingPromptsShareAStepAndRunningOnesKeepDecoding) {
+  // Four 8-token prompts, chunks of 4, 8 prompt tokens per step: the first two prompts
+  // are read in steps 1-2 (4 + 4 tokens each step), the other two in steps 3-4 — one
+  // prompt chunk per step would give first tokens at steps 2, 4, 6, 8. Sequences 0 and 1
+  // get a token in every step from step 2 on, while 2 and 3 are still reading.
+  const std::vector<std::vector<int>> prompts = {{1, 450, 4996, 17354, 1701, 29916, 432, 17204},
+                                                 {1, 9038, 2501, 263, 931, 727, 471, 263},
+                                                 {1, 15043, 3186, 29892, 920, 526, 366, 29973},
+                                                 {1, 29871, 29896, 29871, 29906, 29871, 29941, 13}};
+  GenerateOptions options;
+  options.max_new_tokens = 6;
+  options.sampling.temperature = 0.0;
+  Scheduler scheduler(
+      *model_, *tokenizer_, pool_,
+      {.slots = 4, .ctx_size = 64, .max_queue = 8, .prefill_chunk = 4, .prefill_budget = 8});
+  std::vector<std::unique_ptr<Sequence>> sequences;
+  for (const auto& prompt : prompts) {
+    SequenceParams params;
+    params.prompt_ids = prompt;
+    params.options = options;
+    sequences.push_back(std::make_unique<Sequence>(*tokenizer_, params));
+  }
+  auto channel = std::make_shared<RequestChannel>();
+  scheduler.submit(channel, std::move(sequences));  // all queued at once
+  std::vector<std::vector<uint64_t>> token_steps(prompts.size());
+  std::vector<std::vector<int>> ids(prompts.size());
+  int remaining = static_cast<int>(prompts.size());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (remaining > 0 && std::chrono::steady_clock::now() < deadline) {
+    SequenceEvent e;
+    if (!channel->pop(e, std::chrono::milliseconds(100))) continue;
+    const auto i = static_cast<size_t>(e.choice);
+    if (e.token) {
+      token_steps[i].push_back(e.step);
+      ids[i].push_back(e.token->id);
+    }
+    if (e.done) {
+      EXPECT_EQ(e.error, "");
+      --remaining;
+    }
+  }
+  ASSERT_EQ(remaining, 0) << "timed out";
+  const std::array<uint64_t, 4> first_token_step = {2, 2, 4, 4};
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_EQ(token_steps[i].size(), 6u) << "sequence " << i;
+    EXPECT_EQ(token_steps[i][0], first_token_step[i]) << "sequence " << i;
+    // After the first token (sampled from the prompt's last logits), the same step
+    // decodes the next: then one token per step, never skipped.
+    for (size_t t = 1; t < token_steps[i].size(); ++t) {
+      EXPECT_EQ(token_steps[i][t], first_token_step[i] + t - 1) << "sequence " << i;
+    }
+    Session session(*model_, 64, pool_);
+    const GenerateResult expected =
+        generate(session, *tokenizer_, prompts[i], options, [](std::string_view) { return true; });
+    EXPECT_EQ(ids[i], expected.ids) << "sequence " << i;
+  }
 }
 
 TEST_F(SchedulerTest, FullQueueRefusesAndCancelFreesTheSlot) {
