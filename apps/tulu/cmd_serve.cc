@@ -127,6 +127,11 @@ RunFunction setup(CLI::App& app) {
                  "KV cache positions per slot: prompt + generated tokens (default: 2048 or the "
                  "model's max_position_embeddings if smaller)")
       ->check(CLI::Range(0, 1 << 24));
+  app.add_option("--prefill-budget", c->scheduler.prefill_budget,
+                 "prompt tokens evaluated per step over all new requests, between decode steps "
+                 "of the running ones (larger: new requests start sooner, running streams "
+                 "stall longer)")
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--queue", c->scheduler.max_queue,
                  "sequences waiting for a slot before requests get 503")
       ->check(CLI::Range(1, 1 << 20));

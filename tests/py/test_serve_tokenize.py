@@ -118,7 +118,7 @@ def main():
     cases = [(t, True) for t in texts] + [(t, False) for i, t in enumerate(texts) if i % 3 == 0]
     reference = hf_reference([{"text": t, "add_special": b} for t, b in cases])
     for loader, model_dir in dirs.items():
-        with Server(model_dir, "--slots", "1", "--ctx-size", "64") as server:
+        with Server(model_dir, "--slots", "1", "--ctx-size", "64", "--prefill-budget", "32") as server:
             print(f"[{loader}]")
             test_schema(server)
             if reference is None:
