@@ -84,19 +84,29 @@ struct TrainModel::Impl {
   std::vector<int> targets;
   std::vector<int64_t> starts;  // first row of each sequence, plus the total at the end
   int64_t rows = 0;
+  // The loss head runs only over the rows with a counted target (ignored rows have zero
+  // loss and gradient; in chat data most rows are masked prompt tokens, and the [rows, vocab]
+  // head dominates a small model's cost). head_rows lists them in order, head_targets their
+  // targets, head_starts the first head row of each sequence plus the total.
+  std::vector<int64_t> head_rows;
+  std::vector<int> head_targets;
+  std::vector<int64_t> head_starts;
+  int64_t head_count = 0;
 
   std::vector<float> residuals;           // [(layers + 1), rows, hidden] layer inputs + final
   std::vector<LayerActivations> slots;    // one per layer, or one with checkpointing
   std::vector<float> final_normed;        // [rows, hidden]
+  std::vector<float> head_in;             // [head_count, hidden] final_normed's head rows
   std::vector<float> logits;              // [kHeadChunkRows, vocab]
-  std::vector<float> kept_logits;         // [rows, vocab] when logits_kept
-  bool logits_kept = false;               // forward_logprobs kept every row's logits
+  std::vector<float> kept_logits;         // [head_count, vocab] when logits_kept
+  bool logits_kept = false;               // forward_logprobs kept every head row's logits
   bool pending_backward = false;          // forward_logprobs(…, true) awaits its backward
   std::vector<float> scratch_hidden;      // [rows, hidden]
   std::vector<float> scratch_inter;       // [rows, intermediate]
   std::vector<float> attention_scratch;
   // Backward buffers.
   std::vector<float> d_residual, d_normed;  // [rows, hidden]
+  std::vector<float> d_head_in;             // [head_count, hidden]
   std::vector<float> d_attended, d_q;       // [rows, q_dim]
   std::vector<float> d_k, d_v;              // [rows, kv_dim]
   std::vector<float> d_gate, d_up;          // [rows, intermediate]
@@ -153,6 +163,19 @@ struct TrainModel::Impl {
     }
     rows = static_cast<int64_t>(ids.size());
     starts.push_back(rows);
+    head_rows.clear();
+    head_targets.clear();
+    head_starts.clear();
+    for (size_t s = 0; s + 1 < starts.size(); ++s) {
+      head_starts.push_back(static_cast<int64_t>(head_rows.size()));
+      for (int64_t r = starts[s]; r < starts[s + 1]; ++r) {
+        if (targets[static_cast<size_t>(r)] == kIgnoreIndex) continue;
+        head_rows.push_back(r);
+        head_targets.push_back(targets[static_cast<size_t>(r)]);
+      }
+    }
+    head_count = static_cast<int64_t>(head_rows.size());
+    head_starts.push_back(head_count);
     if (rope.positions < longest) {
       const double factor =
           config.rope_scaling.kind == RopeScaling::Kind::Linear ? config.rope_scaling.factor : 1.0;
@@ -167,7 +190,8 @@ struct TrainModel::Impl {
     slots.resize(slot_count);
     for (LayerActivations& slot : slots) slot.resize(config, n);
     final_normed.resize(n * h);
-    logits.resize(static_cast<size_t>(std::min(kHeadChunkRows, rows)) *
+    head_in.resize(static_cast<size_t>(head_count) * h);
+    logits.resize(static_cast<size_t>(std::min(kHeadChunkRows, head_count)) *
                   static_cast<size_t>(config.vocab_size));
     scratch_hidden.resize(n * h);
     scratch_inter.resize(n * static_cast<size_t>(config.intermediate_size));
@@ -176,6 +200,7 @@ struct TrainModel::Impl {
     if (training) {
       d_residual.resize(n * h);
       d_normed.resize(n * h);
+      d_head_in.resize(head_in.size());
       d_attended.resize(n * static_cast<size_t>(config.q_dim()));
       d_q.resize(d_attended.size());
       d_k.resize(n * static_cast<size_t>(config.kv_dim()));
@@ -276,6 +301,7 @@ struct TrainModel::Impl {
     for (int l = 0; l < config.num_hidden_layers; ++l) forward_layer(l, params);
     rmsnorm(residual(config.num_hidden_layers), params + norm_offset, final_normed.data(), rows,
             config.hidden_size, eps);
+    gather_head_rows();
   }
 
   void embedding_lookup_f32(const float* params) {
@@ -294,7 +320,7 @@ struct TrainModel::Impl {
   LossStats head(const float* params, float* grads, float loss_scale) {
     LossStats stats;
     for_each_head_chunk(params, [&](int64_t first, int64_t n, float* chunk_logits) {
-      const CrossEntropyStats ce = cross_entropy(chunk_logits, targets.data() + first, n,
+      const CrossEntropyStats ce = cross_entropy(chunk_logits, head_targets.data() + first, n,
                                                  config.vocab_size, loss_scale, grads != nullptr,
                                                  pool);
       stats.loss_sum += ce.loss_sum;
@@ -302,42 +328,64 @@ struct TrainModel::Impl {
       stats.correct += ce.correct;
       if (grads != nullptr) head_backward(params, grads, first, n, chunk_logits);
     });
+    if (grads != nullptr) scatter_d_normed();
     return stats;
   }
 
-  // Calls fn(first_row, rows, logits [rows, vocab]) for consecutive row chunks, the logits
-  // formed by the lm_head GEMM (or taken from kept_logits when they were kept).
+  // final_normed's head rows → head_in.
+  void gather_head_rows() {
+    const auto h = static_cast<size_t>(config.hidden_size);
+    for (size_t i = 0; i < head_rows.size(); ++i) {
+      std::memcpy(head_in.data() + i * h,
+                  final_normed.data() + static_cast<size_t>(head_rows[i]) * h, h * sizeof(float));
+    }
+  }
+
+  // d_head_in → d_normed (zero on the ignored rows).
+  void scatter_d_normed() {
+    const auto h = static_cast<size_t>(config.hidden_size);
+    std::fill(d_normed.begin(), d_normed.end(), 0.0f);
+    for (size_t i = 0; i < head_rows.size(); ++i) {
+      std::memcpy(d_normed.data() + static_cast<size_t>(head_rows[i]) * h,
+                  d_head_in.data() + i * h, h * sizeof(float));
+    }
+  }
+
+  // Calls fn(first_head_row, n, logits [n, vocab]) for consecutive chunks of the head rows,
+  // the logits formed by the lm_head GEMM (or taken from kept_logits when they were kept).
   template <typename Fn>
   void for_each_head_chunk(const float* params, Fn fn) {
     const int64_t h = config.hidden_size, vocab = config.vocab_size;
-    for (int64_t first = 0; first < rows; first += kHeadChunkRows) {
-      const int64_t n = std::min(kHeadChunkRows, rows - first);
+    for (int64_t first = 0; first < head_count; first += kHeadChunkRows) {
+      const int64_t n = std::min(kHeadChunkRows, head_count - first);
       float* chunk = logits.data();
       if (logits_kept) {
         chunk = kept_logits.data() + first * vocab;
       } else {
-        linear_forward(final_normed.data() + first * h, n, params + lm_head_offset, vocab, h,
-                       chunk, pool);
+        linear_forward(head_in.data() + first * h, n, params + lm_head_offset, vocab, h, chunk,
+                       pool);
       }
       fn(first, n, chunk);
     }
   }
 
-  // dlogits [n, vocab] of rows [first, first + n) → the lm_head weight gradient and d_normed.
+  // dlogits [n, vocab] of head rows [first, first + n) → the lm_head weight gradient and
+  // d_head_in.
   void head_backward(const float* params, float* grads, int64_t first, int64_t n,
                      const float* dlogits) {
     const int64_t h = config.hidden_size, vocab = config.vocab_size;
-    linear_backward_weight(dlogits, final_normed.data() + first * h, n, vocab, h,
+    linear_backward_weight(dlogits, head_in.data() + first * h, n, vocab, h,
                            grads + lm_head_offset, pool);
     linear_backward_input(dlogits, n, params + lm_head_offset, vocab, h,
-                          d_normed.data() + first * h, false, pool);
+                          d_head_in.data() + first * h, false, pool);
   }
 
-  // The sequence segments of rows [first, first + n): fn(sequence, segment_first, count).
+  // The sequence segments of head rows [first, first + n): fn(sequence, segment_first, count).
   template <typename Fn>
   void for_each_segment(int64_t first, int64_t n, Fn fn) const {
-    for (size_t s = 0; s + 1 < starts.size(); ++s) {
-      const int64_t begin = std::max(first, starts[s]), end = std::min(first + n, starts[s + 1]);
+    for (size_t s = 0; s + 1 < head_starts.size(); ++s) {
+      const int64_t begin = std::max(first, head_starts[s]),
+                    end = std::min(first + n, head_starts[s + 1]);
       if (begin < end) fn(s, begin, end - begin);
     }
   }
@@ -350,12 +398,11 @@ struct TrainModel::Impl {
       for_each_segment(first, n, [&](size_t s, int64_t begin, int64_t count) {
         float* seg = chunk + (begin - first) * vocab;
         const CrossEntropyStats ce =
-            cross_entropy(seg, targets.data() + begin, count, vocab, 1.0f, false, pool);
+            cross_entropy(seg, head_targets.data() + begin, count, vocab, 1.0f, false, pool);
         out[s].logp_sum -= ce.loss_sum;
         out[s].tokens += ce.tokens;
         out[s].correct += ce.correct;
         for (int64_t r = 0; r < count; ++r) {
-          if (targets[static_cast<size_t>(begin + r)] == kIgnoreIndex) continue;
           double sum = 0;
           for (int64_t v = 0; v < vocab; ++v) sum += seg[r * vocab + v];
           out[s].logits_sum += sum / static_cast<double>(vocab);
@@ -371,11 +418,12 @@ struct TrainModel::Impl {
     const int64_t vocab = config.vocab_size;
     for_each_head_chunk(params, [&](int64_t first, int64_t n, float* chunk) {
       for_each_segment(first, n, [&](size_t s, int64_t begin, int64_t count) {
-        cross_entropy(chunk + (begin - first) * vocab, targets.data() + begin, count, vocab,
-                      static_cast<float>(-weights[s]), true, pool);
+        cross_entropy(chunk + (begin - first) * vocab, head_targets.data() + begin, count,
+                      vocab, static_cast<float>(-weights[s]), true, pool);
       });
       head_backward(params, grads, first, n, chunk);
     });
+    scatter_d_normed();
   }
 
   // Everything below the head: d_normed holds ∂L/∂final_normed on entry.
@@ -422,13 +470,14 @@ std::vector<SequenceLogProb> TrainModel::forward_logprobs(std::span<const TrainS
   m.forward_body(params);
   // Keep the logits for the backward when they fit the budget: then the backward costs what
   // an SFT backward costs (no second lm_head GEMM).
-  const auto logit_floats = static_cast<size_t>(m.rows) * static_cast<size_t>(m.config.vocab_size);
+  const auto logit_floats =
+      static_cast<size_t>(m.head_count) * static_cast<size_t>(m.config.vocab_size);
   m.logits_kept = false;
   if (keep_for_backward && logit_floats * sizeof(float) <= kKeptLogitsBudgetBytes) {
     m.kept_logits.resize(logit_floats);
     const int64_t h = m.config.hidden_size;
-    linear_forward(m.final_normed.data(), m.rows, params + m.lm_head_offset, m.config.vocab_size, h,
-                   m.kept_logits.data(), m.pool);
+    linear_forward(m.head_in.data(), m.head_count, params + m.lm_head_offset, m.config.vocab_size,
+                   h, m.kept_logits.data(), m.pool);
     m.logits_kept = true;
   }
   std::vector<SequenceLogProb> out = m.head_logprobs(params);

@@ -15,7 +15,8 @@
 // attention output and log-sum-exp, gate/up: about (4·hidden + 2·q_dim + 2·kv_dim +
 // 2·intermediate) floats per token per layer. With activation checkpointing only each layer's
 // input is kept and the layer is recomputed during the backward (one layer's worth live).
-// The [tokens, vocab] logits are processed in row chunks so they are never all in memory.
+// The [tokens, vocab] logits are processed in row chunks so they are never all in memory, and
+// only for the rows with a counted target (an ignored row has no loss and no gradient).
 // Not thread-safe; kernels use the given pool.
 #pragma once
 
