@@ -1,17 +1,18 @@
 // One decode step for several sequences at once (continuous batching): session i
-// evaluates tokens[i] at its own position pos(i). The linear layers run once over all rows
-// (matrix–matrix products, the weights read once per step instead of once per sequence);
-// RoPE and attention run per row, over that row's session cache. The result equals
+// evaluates tokens[i] at its own position pos(i). It runs Session's layer stack
+// (Session::forward) with one row per session: the linear layers once over all rows (the
+// few-row kernel of matvec_multi.h reads each weight row once per step instead of once per
+// sequence), RoPE and cache writes per row, attention over every (row, head) pair at once
+// on the pool (attention_rows.h), each row over its own session's cache. The result equals
 // separate Session::eval calls of one token each up to fp32 summation order
 // (tests/llama/batch_decode_test.cc).
 #pragma once
 
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "kernels/matmul.h"
-#include "kernels/rope.h"
 #include "llama/model.h"
 #include "llama/session.h"
 
@@ -35,11 +36,9 @@ class BatchDecoder {
   ThreadPool& pool_;
   int max_rows_;
   int max_positions_;
-  RopeTable rope_;
-  std::vector<float> input_norms_, post_norms_, final_norm_;  // fp32 copies of the norms
-  std::vector<float> residual_, normed_, queries_, keys_, values_, attended_, projected_, gate_,
-      up_, scores_, logits_;
-  MatmulScratch scratch_;
+  std::shared_ptr<Session::Buffers> buffers_;  // Session::forward's workspaces
+  std::vector<Session::RowRun> runs_;          // one per session of the current step
+  std::vector<float> logits_;                  // [max_rows, vocab]
 };
 
 }  // namespace tulu

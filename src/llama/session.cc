@@ -4,10 +4,12 @@
 #include "llama/session.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 #include "kernels/attention.h"
 #include "kernels/attention_gemm.h"
+#include "kernels/attention_rows.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
@@ -24,42 +26,55 @@ constexpr int kGemmAttentionMinRows = 16;
 
 }  // namespace
 
-// Workspaces, sized once from the config, max_batch and the cache capacity.
+// Workspaces, sized once from the config, the most rows per pass and the positions.
 struct Session::Buffers {
-  RopeTable rope;                  // cos/sin [capacity, head_dim / 2]
+  RopeTable rope;                  // cos/sin [max_positions, head_dim / 2]
   std::vector<float> input_norms;  // [layers, hidden] input_layernorm weights as fp32
   std::vector<float> post_norms;   // [layers, hidden] post_attention_layernorm weights as fp32
   std::vector<float> final_norm;   // [hidden]
-  std::vector<float> residual;     // [max_batch, hidden] the residual stream
-  std::vector<float> normed;       // [max_batch, hidden] RMSNorm output
-  std::vector<float> queries;      // [max_batch, q_dim] (keys/values go straight to the cache)
-  std::vector<float> attended;     // [max_batch, q_dim] attention output before o_proj
-  std::vector<float> projected;    // [max_batch, hidden] o_proj / down_proj output
-  std::vector<float> gate;         // [max_batch, intermediate]
-  std::vector<float> up;           // [max_batch, intermediate]
-  std::vector<float> scores;       // [heads, capacity] attention probabilities
-  std::vector<float> score_matrices;  // per thread [max_batch, capacity], prompt attention
-  MatmulScratch matmul_scratch;    // BF16/F16 weight blocks widened for sgemm
+  std::vector<float> residual;     // [max_rows, hidden] the residual stream
+  std::vector<float> normed;       // [max_rows, hidden] RMSNorm output
+  std::vector<float> queries;      // [max_rows, q_dim]
+  std::vector<float> keys;         // [max_rows, kv_dim] new keys of multi-session passes
+  std::vector<float> values;       // [max_rows, kv_dim] (one session: straight to its cache)
+  std::vector<float> attended;     // [max_rows, q_dim] attention output before o_proj
+  std::vector<float> projected;    // [max_rows, hidden] o_proj / down_proj output
+  std::vector<float> gate;         // [max_rows, intermediate]
+  std::vector<float> up;           // [max_rows, intermediate]
+  // Attention probabilities: [heads, max_positions] for one session (attention.h), or
+  // [max_rows, heads, max_positions] for batch rows (attention_rows.h).
+  std::vector<float> scores;
+  std::vector<float> score_matrices;         // per thread [max_rows, positions], prompt attention
+  std::vector<AttentionRow> attention_rows;  // capacity max_rows, refilled per layer
+  MatmulScratch matmul_scratch;              // BF16/F16 weight blocks widened for sgemm
+  int max_rows = 0;
+  int max_positions = 0;
 
-  Buffers(const LlamaConfig& c, int capacity, int max_batch, int threads)
+  Buffers(const LlamaConfig& c, int max_rows_in, int max_positions_in, int threads, bool batch_rows)
       : rope(make_rope_table(
             c.head_dim, c.rope_theta,
             c.rope_scaling.kind == RopeScaling::Kind::Linear ? c.rope_scaling.factor : 1.0,
-            capacity)),
-        matmul_scratch(std::max({c.hidden_size, c.q_dim(), c.intermediate_size}), threads) {
-    const auto batch = static_cast<size_t>(max_batch);
-    residual.resize(batch * static_cast<size_t>(c.hidden_size));
+            max_positions_in)),
+        matmul_scratch(std::max({c.hidden_size, c.q_dim(), c.intermediate_size}), threads),
+        max_rows(max_rows_in),
+        max_positions(max_positions_in) {
+    const auto rows = static_cast<size_t>(max_rows);
+    residual.resize(rows * static_cast<size_t>(c.hidden_size));
     normed.resize(residual.size());
     projected.resize(residual.size());
-    queries.resize(batch * static_cast<size_t>(c.q_dim()));
+    queries.resize(rows * static_cast<size_t>(c.q_dim()));
     attended.resize(queries.size());
-    gate.resize(batch * static_cast<size_t>(c.intermediate_size));
+    keys.resize(rows * static_cast<size_t>(c.kv_dim()));
+    values.resize(keys.size());
+    gate.resize(rows * static_cast<size_t>(c.intermediate_size));
     up.resize(gate.size());
-    scores.resize(static_cast<size_t>(c.num_attention_heads) * static_cast<size_t>(capacity));
-    if (max_batch >= kGemmAttentionMinRows) {
+    scores.resize((batch_rows ? rows : 1) * static_cast<size_t>(c.num_attention_heads) *
+                  static_cast<size_t>(max_positions));
+    if (max_rows >= kGemmAttentionMinRows) {
       score_matrices.resize(static_cast<size_t>(
-          attention_gemm_scratch_floats(max_batch, capacity - max_batch, threads)));
+          attention_gemm_scratch_floats(max_rows, max_positions - max_rows, threads)));
     }
+    attention_rows.reserve(rows);
   }
 };
 
@@ -84,13 +99,20 @@ Session::Session(const LlamaModel& model, int max_seq_len, ThreadPool& pool, int
   v_cache_.resize(cache_floats);
   logits_.resize(static_cast<size_t>(max_batch_) * static_cast<size_t>(c.vocab_size));
   tokens_.reserve(static_cast<size_t>(capacity_));
-  buffers_ = std::make_shared<Buffers>(c, capacity_, max_batch_, pool.num_threads());
+  buffers_ = make_buffers(model, max_batch_, capacity_, pool.num_threads(), /*batch_rows=*/false);
+}
+
+std::shared_ptr<Session::Buffers> Session::make_buffers(const LlamaModel& model, int max_rows,
+                                                        int max_positions, int threads,
+                                                        bool batch_rows) {
+  auto b = std::make_shared<Buffers>(model.config(), max_rows, max_positions, threads, batch_rows);
   const LlamaWeights& w = model.weights();
   for (const LayerWeights& layer : w.layers) {
-    append_f32(buffers_->input_norms, layer.input_layernorm);
-    append_f32(buffers_->post_norms, layer.post_attention_layernorm);
+    append_f32(b->input_norms, layer.input_layernorm);
+    append_f32(b->post_norms, layer.post_attention_layernorm);
   }
-  append_f32(buffers_->final_norm, w.norm);
+  append_f32(b->final_norm, w.norm);
+  return b;
 }
 
 std::span<const float> Session::eval(std::span<const int> tokens, bool all_logits) {
@@ -125,64 +147,109 @@ std::span<const float> Session::eval(std::span<const int> tokens, bool all_logit
 }
 
 void Session::forward_chunk(std::span<const int> tokens, int first, float* logits, bool all_rows) {
-  const LlamaConfig& c = model_.config();
-  const LlamaWeights& w = model_.weights();
-  Buffers& b = *buffers_;
+  const RowRun run{this, first, static_cast<int>(tokens.size())};
+  forward(model_, *buffers_, {&run, 1}, tokens, all_rows ? 0 : run.count - 1, logits, pool_,
+          &trace_);
+}
+
+void Session::forward(const LlamaModel& model, Buffers& b, std::span<const RowRun> runs,
+                      std::span<const int> tokens, int64_t logits_first_row, float* logits,
+                      ThreadPool& pool, const ActivationTrace* trace) {
+  const LlamaConfig& c = model.config();
+  const LlamaWeights& w = model.weights();
   const auto rows = static_cast<int64_t>(tokens.size());
   const int64_t hidden = c.hidden_size, q_dim = c.q_dim(), kv_dim = c.kv_dim(),
                 inter = c.intermediate_size;
   const auto eps = static_cast<float>(c.rms_norm_eps);  // HF adds eps to a float32 tensor
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim};
+  const bool tracing = trace != nullptr && *trace;
   float* x = b.residual.data();
   float* xn = b.normed.data();
   MatmulScratch* scratch = &b.matmul_scratch;
+  // One session: its new keys/values are computed straight into its cache rows; several:
+  // into b.keys / b.values, then copied to each session's rows after RoPE.
+  const bool one_session = runs.size() == 1;
+  const auto cache_offset = [&](const RowRun& run, int l, int position) {
+    return (static_cast<size_t>(l) * static_cast<size_t>(run.session->capacity_) +
+            static_cast<size_t>(position)) *
+           static_cast<size_t>(kv_dim);
+  };
 
   embedding_lookup(w.embed_tokens, tokens, x);
-  if (trace_) trace_("embed", rows, hidden, x);
+  if (tracing) (*trace)("embed", rows, hidden, x);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& layer = w.layers[static_cast<size_t>(l)];
-    const size_t layer_offset =
-        static_cast<size_t>(l) * static_cast<size_t>(capacity_) * static_cast<size_t>(kv_dim);
-    float* layer_keys = k_cache_.data() + layer_offset;
-    float* layer_values = v_cache_.data() + layer_offset;
-    // The new tokens' keys and values are written straight into their cache rows.
-    float* new_keys = layer_keys + static_cast<size_t>(first) * static_cast<size_t>(kv_dim);
-    float* new_values = layer_values + static_cast<size_t>(first) * static_cast<size_t>(kv_dim);
+    float* new_keys =
+        one_session ? runs[0].session->k_cache_.data() + cache_offset(runs[0], l, runs[0].first)
+                    : b.keys.data();
+    float* new_values =
+        one_session ? runs[0].session->v_cache_.data() + cache_offset(runs[0], l, runs[0].first)
+                    : b.values.data();
 
     // Self-attention block.
     rmsnorm(x, b.input_norms.data() + l * hidden, xn, rows, hidden, eps);
-    matmul(xn, rows, layer.q_proj, b.queries.data(), pool_, scratch);
-    matmul(xn, rows, layer.k_proj, new_keys, pool_, scratch);
-    matmul(xn, rows, layer.v_proj, new_values, pool_, scratch);
-    rope_apply(b.queries.data(), rows, q_dim, c.num_attention_heads, first, b.rope);
-    rope_apply(new_keys, rows, kv_dim, c.num_key_value_heads, first, b.rope);
-    if (rows >= kGemmAttentionMinRows) {
-      attention_gemm(b.queries.data(), rows, first, layer_keys, layer_values, shape,
-                     b.attended.data(), b.score_matrices.data(), pool_);
-    } else {
-      attention(b.queries.data(), rows, first, layer_keys, layer_values, shape,
-                b.attended.data(), b.scores.data(), pool_);
+    matmul(xn, rows, layer.q_proj, b.queries.data(), pool, scratch);
+    matmul(xn, rows, layer.k_proj, new_keys, pool, scratch);
+    matmul(xn, rows, layer.v_proj, new_values, pool, scratch);
+    int64_t row = 0;
+    for (const RowRun& run : runs) {
+      rope_apply(b.queries.data() + row * q_dim, run.count, q_dim, c.num_attention_heads, run.first,
+                 b.rope);
+      rope_apply(new_keys + row * kv_dim, run.count, kv_dim, c.num_key_value_heads, run.first,
+                 b.rope);
+      if (!one_session) {
+        const size_t offset = cache_offset(run, l, run.first);
+        const size_t bytes = static_cast<size_t>(run.count * kv_dim) * sizeof(float);
+        std::memcpy(run.session->k_cache_.data() + offset, new_keys + row * kv_dim, bytes);
+        std::memcpy(run.session->v_cache_.data() + offset, new_values + row * kv_dim, bytes);
+      }
+      row += run.count;
     }
-    matmul(b.attended.data(), rows, layer.o_proj, b.projected.data(), pool_, scratch);
+    if (one_session) {
+      const size_t layer_offset = cache_offset(runs[0], l, 0);
+      const float* layer_keys = runs[0].session->k_cache_.data() + layer_offset;
+      const float* layer_values = runs[0].session->v_cache_.data() + layer_offset;
+      if (rows >= kGemmAttentionMinRows) {
+        attention_gemm(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
+                       b.attended.data(), b.score_matrices.data(), pool);
+      } else {
+        attention(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
+                  b.attended.data(), b.scores.data(), pool);
+      }
+    } else {
+      // Every (row, head) pair of every session at once (attention_rows.h).
+      b.attention_rows.clear();
+      row = 0;
+      for (const RowRun& run : runs) {
+        const size_t layer_offset = cache_offset(run, l, 0);
+        for (int i = 0; i < run.count; ++i, ++row) {
+          b.attention_rows.push_back({b.queries.data() + row * q_dim,
+                                      run.session->k_cache_.data() + layer_offset,
+                                      run.session->v_cache_.data() + layer_offset, run.first + i,
+                                      b.attended.data() + row * q_dim});
+        }
+      }
+      attention_rows(b.attention_rows, shape, b.scores.data(), b.max_positions, pool);
+    }
+    matmul(b.attended.data(), rows, layer.o_proj, b.projected.data(), pool, scratch);
     add_inplace(x, b.projected.data(), static_cast<size_t>(rows * hidden));
-    if (trace_) trace_(str_cat("layers.", l, ".attention_residual"), rows, hidden, x);
+    if (tracing) (*trace)(str_cat("layers.", l, ".attention_residual"), rows, hidden, x);
 
     // MLP block (SwiGLU).
     rmsnorm(x, b.post_norms.data() + l * hidden, xn, rows, hidden, eps);
-    matmul(xn, rows, layer.gate_proj, b.gate.data(), pool_, scratch);
-    matmul(xn, rows, layer.up_proj, b.up.data(), pool_, scratch);
+    matmul(xn, rows, layer.gate_proj, b.gate.data(), pool, scratch);
+    matmul(xn, rows, layer.up_proj, b.up.data(), pool, scratch);
     silu_mul(b.gate.data(), b.up.data(), static_cast<size_t>(rows * inter));
-    matmul(b.gate.data(), rows, layer.down_proj, b.projected.data(), pool_, scratch);
+    matmul(b.gate.data(), rows, layer.down_proj, b.projected.data(), pool, scratch);
     add_inplace(x, b.projected.data(), static_cast<size_t>(rows * hidden));
-    if (trace_) trace_(str_cat("layers.", l, ".output"), rows, hidden, x);
+    if (tracing) (*trace)(str_cat("layers.", l, ".output"), rows, hidden, x);
   }
   if (logits == nullptr) return;
-  // Final norm and lm_head, for every row or only the last one.
-  const int64_t first_row = all_rows ? 0 : rows - 1;
-  const int64_t out_rows = rows - first_row;
-  rmsnorm(x + first_row * hidden, b.final_norm.data(), xn, out_rows, hidden, eps);
-  if (trace_) trace_("norm", out_rows, hidden, xn);
-  matmul(xn, out_rows, w.lm_head, logits, pool_, scratch);
+  // Final norm and lm_head for rows [logits_first_row, rows).
+  const int64_t out_rows = rows - logits_first_row;
+  rmsnorm(x + logits_first_row * hidden, b.final_norm.data(), xn, out_rows, hidden, eps);
+  if (tracing) (*trace)("norm", out_rows, hidden, xn);
+  matmul(xn, out_rows, w.lm_head, logits, pool, scratch);
 }
 
 void Session::rewind(int n) {

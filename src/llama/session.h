@@ -60,10 +60,31 @@ class Session {
 
  private:
   // Decodes one token for several sessions in one step, writing their caches and tokens
-  // (llama/batch_decode.h).
+  // (llama/batch_decode.h); it runs the same layer stack, forward(), over its rows.
   friend class BatchDecoder;
-  // Implementation in session.cc; fields are laid out there.
+  // Workspaces of forward() (activations, RoPE table, fp32 norms, attention scratch),
+  // laid out in session.cc.
   struct Buffers;
+  // Consecutive rows of one forward pass that belong to one session: its tokens at
+  // positions [first, first + count), whose keys/values go to that session's cache.
+  struct RowRun {
+    Session* session = nullptr;
+    int first = 0;
+    int count = 0;
+  };
+  // Workspaces for up to max_rows rows per pass and positions < max_positions. batch_rows:
+  // sized for runs of several sessions at once (BatchDecoder: per-row attention scratch).
+  static std::shared_ptr<Buffers> make_buffers(const LlamaModel& model, int max_rows,
+                                               int max_positions, int threads, bool batch_rows);
+  // The layer stack (embedding → layers → final norm → lm_head) over tokens, row i of which
+  // belongs to the run covering it (runs in row order, counts summing to tokens.size() ≤
+  // max_rows, every run's session of `model` with capacity ≤ max_positions and room for its
+  // rows). Appends keys/values to the sessions' caches (not their token lists). Writes the
+  // logits of rows [logits_first_row, rows) to `logits` ([rows − first, vocab]) unless
+  // logits is null. trace: activation trace (see set_activation_trace) or null.
+  static void forward(const LlamaModel& model, Buffers& b, std::span<const RowRun> runs,
+                      std::span<const int> tokens, int64_t logits_first_row, float* logits,
+                      ThreadPool& pool, const ActivationTrace* trace);
   // Runs tokens at positions [first, first + n), n ≤ max_batch, through the model; writes
   // logits of every row to `logits` ([n, vocab]) when all_rows, else of the last row only.
   void forward_chunk(std::span<const int> tokens, int first, float* logits, bool all_rows);

@@ -1,6 +1,8 @@
 // BatchDecoder: one batched decode step over several sessions equals separate one-token
 // Session::eval calls (≤ 1e-5 on the logits), over several steps, sessions at different
-// positions, MHA and GQA, F32 and BF16 weights; and its errors leave the sessions unchanged.
+// positions, MHA and GQA, F32, BF16 and F16 weights, 1 to 17 sessions (the few-row kernel
+// and sgemm), thread counts 1 to 6, the generic kernels; and its errors leave the sessions
+// unchanged.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,6 +10,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "kernels/dispatch.h"
 #include "llama/batch_decode.h"
 #include "llama/model.h"
 #include "llama/session.h"
@@ -51,6 +54,8 @@ std::unique_ptr<LlamaModel> random_model(const LlamaConfig& config, DType dtype,
       const float v = spec.shape.size() == 1 ? 1.0f + 0.1f * normal(gen) : scale * normal(gen);
       if (dtype == DType::BF16) {
         static_cast<uint16_t*>(data)[i] = f32_to_bf16(v);
+      } else if (dtype == DType::F16) {
+        static_cast<uint16_t*>(data)[i] = f32_to_f16(v);
       } else {
         static_cast<float*>(data)[i] = v;
       }
@@ -65,14 +70,25 @@ int argmax(std::span<const float> row) {
   return static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
 }
 
-void check_batch_equals_single(const LlamaConfig& config, DType dtype) {
+// `count` sequences at different positions (prompt lengths 1, 7, 20, then 1 + 5i mod 37)
+// decoded together for 6 steps, against one-token evals of twins.
+void check_batch_equals_single(const LlamaConfig& config, DType dtype, int count = 3,
+                               int threads = 2) {
+  SCOPED_TRACE(::testing::Message()
+               << dtype_name(dtype) << " sessions=" << count << " threads=" << threads);
   const auto model = random_model(config, dtype, 11);
-  ThreadPool pool(2);
+  ThreadPool pool(threads);
   const int vocab = config.vocab_size;
-  // Three sequences at different positions (prompt lengths 1, 7 and 20).
-  const std::vector<std::vector<int>> prompts = {
+  std::vector<std::vector<int>> prompts = {
       {5}, {1, 2, 3, 4, 5, 6, 7}, {9,  8,  7,  6,  5,  4,  3,  2,  1,  0,
                                    10, 20, 30, 40, 50, 60, 70, 80, 90, 99}};
+  prompts.resize(static_cast<size_t>(std::min(count, 3)));
+  for (int i = 3; i < count; ++i) {
+    std::vector<int> prompt(static_cast<size_t>(1 + (5 * i) % 37));
+    for (size_t j = 0; j < prompt.size(); ++j)
+      prompt[j] = static_cast<int>((31 * j + 7 * static_cast<size_t>(i)) % 300);
+    prompts.push_back(prompt);
+  }
   std::vector<std::unique_ptr<Session>> batched, single;
   for (const auto& prompt : prompts) {
     batched.push_back(std::make_unique<Session>(*model, 48, pool));
@@ -80,8 +96,10 @@ void check_batch_equals_single(const LlamaConfig& config, DType dtype) {
     batched.back()->eval(prompt, false);
     single.back()->eval(prompt, false);
   }
-  BatchDecoder decoder(*model, 4, 48, pool);
+  BatchDecoder decoder(*model, std::max(count, 4), 48, pool);
   std::vector<int> next = {17, 42, 299};
+  next.resize(static_cast<size_t>(count));
+  for (int i = 3; i < count; ++i) next[static_cast<size_t>(i)] = (13 * i) % vocab;
   for (int step = 0; step < 6; ++step) {
     std::vector<Session*> sessions;
     for (auto& s : batched) sessions.push_back(s.get());
@@ -115,6 +133,22 @@ TEST(BatchDecoder, EqualsSeparateStepsGqa) {
 }
 TEST(BatchDecoder, EqualsSeparateStepsBf16) {
   check_batch_equals_single(small_config(4, 2), DType::BF16);
+}
+
+// Rows through the few-row kernel (matvec_multi.h: 2 ..= 16) and past it (sgemm: 17),
+// every weight dtype, odd thread counts; the generic (scalar reference) kernels too.
+TEST(BatchDecoder, EqualsSeparateStepsManyRowsEveryDtype) {
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+    check_batch_equals_single(small_config(6, 2), dtype, 8, 3);
+    check_batch_equals_single(small_config(4, 4), dtype, 17, 2);
+  }
+  check_batch_equals_single(small_config(6, 3), DType::BF16, 5, 6);
+}
+
+TEST(BatchDecoder, EqualsSeparateStepsGenericKernels) {
+  set_force_generic_kernels(true);
+  check_batch_equals_single(small_config(6, 2), DType::BF16, 5, 2);
+  set_force_generic_kernels(false);
 }
 
 TEST(BatchDecoder, OneSessionEqualsEval) {
