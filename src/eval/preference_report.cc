@@ -126,11 +126,10 @@ Json preference_report_json(const PreferenceReport& r) {
 }
 
 std::string preference_report_table(const PreferenceReport& r) {
-  std::string out =
-      r.has_reference
-          ? str_cat("preference evaluation: ", r.pairs, " pairs, policy vs reference, beta ",
-                    fixed(r.beta), "\n")
-          : str_cat("preference evaluation: ", r.pairs, " pairs, policy only (no reference)\n");
+  std::string out = r.has_reference ? str_cat("preference evaluation: ", r.pairs,
+                                              " pairs, policy vs reference, beta ", r.beta, "\n")
+                                    : str_cat("preference evaluation: ", r.pairs,
+                                              " pairs, policy only (no reference)\n");
   add_row(out, "metric", "value", "");
   add_row(out, "pairs", std::to_string(r.pairs), "");
   if (r.has_reference) {
