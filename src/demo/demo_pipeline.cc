@@ -266,9 +266,11 @@ int run_demo(const DemoOptions& o) {
   heading(4, "Evaluate the SFT model on the held-out questions");
   const StageEval before =
       evaluate_stage(sft_dir, held.pairs, split.held_out, {}, pool, o.progress, "SFT model:");
-  std::cout << "raw preference accuracy " << percent(before.report.logp_accuracy)
-            << " (about 50%: the noisy data left it indifferent), task accuracy "
-            << percent(before.task_accuracy()) << "\n";
+  const double raw = before.report.logp_accuracy;
+  std::cout << "raw preference accuracy " << percent(raw)
+            << (raw > 0.35 && raw < 0.65 ? " (near chance: the noisy data left it indifferent)"
+                                         : "")
+            << ", task accuracy " << percent(before.task_accuracy()) << "\n";
 
   heading(5, "DPO (tulu dpo): prefer the correct answer, the SFT model as the reference");
   DpoOptions d = default_dpo_options();
