@@ -163,16 +163,20 @@ void Scheduler::run() {
 
 void Scheduler::admit() {
   std::lock_guard<std::mutex> lock(mutex_);
-  while (!queue_.empty()) {
-    if (queue_.front()->channel->cancelled()) {
-      // Its client left while it waited: it ends without taking a slot.
-      Work& work = *queue_.front();
-      work.sequence->cancel();
-      work.channel->push(end_event(work.choice, *work.sequence, 0, "", steps_.load()));
-      ++cancelled_;
-      queue_.pop_front();
+  // Sequences whose client left while they waited end without taking a slot (and free
+  // their place in the queue), wherever they are in it.
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    Work& work = **it;
+    if (!work.channel->cancelled()) {
+      ++it;
       continue;
     }
+    work.sequence->cancel();
+    work.channel->push(end_event(work.choice, *work.sequence, 0, "", steps_.load()));
+    ++cancelled_;
+    it = queue_.erase(it);
+  }
+  while (!queue_.empty()) {
     const std::vector<int>& prompt = queue_.front()->sequence->params().prompt_ids;
     // The free slot whose cached tokens share the longest prefix with the prompt.
     Slot* best = nullptr;

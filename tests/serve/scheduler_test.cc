@@ -286,6 +286,40 @@ TEST_F(SchedulerTest, FullQueueRefusesAndCancelFreesTheSlot) {
   EXPECT_EQ(scheduler.stats().queued, 0);
 }
 
+TEST_F(SchedulerTest, CancelledWhileQueuedLeavesTheQueueAtOnce) {
+  Scheduler scheduler(*model_, *tokenizer_, pool_,
+                      {.slots = 1, .ctx_size = 256, .max_queue = 2, .prefill_chunk = 16});
+  auto make = [&] {
+    std::vector<std::unique_ptr<Sequence>> sequences;
+    SequenceParams params;
+    params.prompt_ids = tokenizer_->encode("Go on and on", true);
+    params.options.max_new_tokens = 100000;  // ends at the context (or a cancel)
+    sequences.push_back(std::make_unique<Sequence>(*tokenizer_, params));
+    return sequences;
+  };
+  auto running = std::make_shared<RequestChannel>();
+  scheduler.submit(running, make());
+  SequenceEvent first;
+  ASSERT_TRUE(running->pop(first, std::chrono::seconds(30)));  // it holds the only slot
+  auto front = std::make_shared<RequestChannel>();
+  auto back = std::make_shared<RequestChannel>();
+  scheduler.submit(front, make());
+  scheduler.submit(back, make());
+  EXPECT_THROW(scheduler.submit(std::make_shared<RequestChannel>(), make()), QueueFullError);
+  // The one behind the queue's front leaves while the slot is still busy.
+  back->cancel();
+  SequenceEvent end;
+  ASSERT_TRUE(back->pop(end, std::chrono::seconds(10)));
+  EXPECT_TRUE(end.done);
+  EXPECT_EQ(end.finish_reason, FinishReason::Cancelled);
+  EXPECT_EQ(end.completion_tokens, 0);
+  EXPECT_EQ(scheduler.stats().queued, 1);
+  EXPECT_EQ(scheduler.stats().active, 1);
+  EXPECT_NO_THROW(scheduler.submit(std::make_shared<RequestChannel>(), make()));  // room again
+  running->cancel();
+  front->cancel();
+}
+
 TEST_F(SchedulerTest, BadSequenceParametersAreErrors) {
   SequenceParams ok;
   ok.prompt_ids = {1, 2};
