@@ -108,11 +108,19 @@ std::vector<PairScores> score_preference_pairs(const LlamaModel& model,
     const std::vector<float> last_prompt_row(prompt_logits.begin(), prompt_logits.begin() + vocab);
     auto score_side = [&](const std::vector<int>& completion) {
       double logp = row_log_prob(last_prompt_row.data(), vocab, completion.front());
-      if (completion.size() > 1) {
-        session.rewind(prompt_length);
-        const std::span<const int> inputs(completion.data(), completion.size() - 1);
-        const std::span<const int> targets(completion.data() + 1, completion.size() - 1);
-        logp += summed_log_probs(session.eval(inputs, /*all_logits=*/true), vocab, targets, pool,
+      session.rewind(prompt_length);
+      // Inputs completion[0, n − 1) in chunks of max_batch rows, so that the logits buffer
+      // stays [max_batch, vocab] however long the completion (the session would chunk the
+      // computation anyway; only an all_logits request longer than max_batch enlarges it).
+      const size_t inputs = completion.size() - 1;
+      const auto chunk = static_cast<size_t>(session.max_batch());
+      for (size_t begin = 0; begin < inputs; begin += chunk) {
+        const size_t rows = std::min(chunk, inputs - begin);
+        const std::span<const float> logits =
+            session.eval(std::span<const int>(completion.data() + begin, rows),
+                         /*all_logits=*/true);
+        logp += summed_log_probs(logits, vocab,
+                                 std::span<const int>(completion.data() + begin + 1, rows), pool,
                                  row_scratch);
       }
       return logp;

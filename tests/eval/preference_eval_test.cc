@@ -279,6 +279,25 @@ TEST(ScorePreferencePairs, EqualsScoringEachSideFromScratch) {
   }
 }
 
+TEST(ScorePreferencePairs, CompletionsLongerThanABatchAreScoredInChunks) {
+  // Completions of 2 × max_batch + 1 tokens: three evaluation chunks per side, and a side that
+  // ends exactly at a chunk boundary (max_batch + 1 tokens = max_batch inputs).
+  LlamaConfig config = tiny_config(false);
+  config.max_position_embeddings = 2 * Session::kDefaultMaxBatch + 8;
+  const auto model = random_model(config, 13);
+  std::mt19937 gen(5);
+  PreferencePair pair;
+  pair.prompt_ids = random_ids(gen, 6, config.vocab_size);
+  pair.chosen_ids = random_ids(gen, 2 * Session::kDefaultMaxBatch + 1, config.vocab_size);
+  pair.rejected_ids = random_ids(gen, Session::kDefaultMaxBatch + 1, config.vocab_size);
+  ThreadPool pool(2);
+  const std::vector<PairScores> scores = score_preference_pairs(*model, {pair}, pool, {});
+  const double chosen = from_scratch(*model, pair.prompt_ids, pair.chosen_ids, pool);
+  const double rejected = from_scratch(*model, pair.prompt_ids, pair.rejected_ids, pool);
+  EXPECT_NEAR(scores[0].chosen_logp, chosen, 1e-4 * std::fabs(chosen));
+  EXPECT_NEAR(scores[0].rejected_logp, rejected, 1e-4 * std::fabs(rejected));
+}
+
 TEST(ScorePreferencePairs, BadPairsAreErrorsNamingTheLine) {
   const LlamaConfig config = tiny_config(false);
   const auto model = random_model(config, 5);
