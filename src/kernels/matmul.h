@@ -3,7 +3,8 @@
 //
 //   rows == 1: matrix–vector product, Highway dot products that widen BF16/F16 weights on
 //              the fly, output rows split over the thread pool.
-//   rows 2 ..= kMatvecMultiMaxRows: matvec_multi.h (each weight row read once for all rows).
+//   rows 2 ..= kMatvecMultiMaxRows (24): matvec_multi.h (each weight row read once for all
+//              rows).
 //   more rows: OpenBLAS cblas_sgemm. F32 weights are used in place; BF16/F16 weights are
 //              widened a block of W rows at a time into a per-thread fp32 scratch, never the
 //              whole matrix up front. Output columns are split over our thread pool; each

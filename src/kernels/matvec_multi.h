@@ -7,8 +7,7 @@
 // which is what made the sgemm path slower than 8 matrix–vector products for BF16).
 //
 // matmul() (matmul.h) sends F32/BF16/F16 products with 2 ..= kMatvecMultiMaxRows rows here
-// (crossover measured by bench/bench_batch_decode.cc --kernels); quantized weights keep
-// their own 4×4 integer tiles (quant_matmul.h). force_generic_kernels(): the scalar
+// (crossover below); quantized weights keep their own 4×4 integer tiles (quant_matmul.h). force_generic_kernels(): the scalar
 // reference matvec_multi_ref.h. Accuracy: each output is one fp32 dot product of length
 // `in` (vector lanes summed at the end), so |y − exact| ≤ (in + 2)·2⁻²⁴·Σ|x·w|.
 #pragma once
@@ -20,8 +19,10 @@
 
 namespace tulu {
 
-// Above this many rows matmul() uses sgemm (see the crossover table in the bench).
-constexpr int64_t kMatvecMultiMaxRows = 16;
+// Above this many rows matmul() uses sgemm: measured with bench_batch_decode --kernels
+// (110M F32 and BF16 shapes, 2 threads) matvec_multi was faster up to 24 rows everywhere and
+// sgemm first won on F32 gate_proj at 32 rows.
+constexpr int64_t kMatvecMultiMaxRows = 24;
 
 // y[rows, out] = x[rows, in] · Wᵀ, W = w [out, in] stored F32, BF16 or F16; any rows ≥ 1
 // (the kernel runs groups of 4 rows). Output rows are split over the pool in tiles of 4

@@ -1,8 +1,8 @@
 // matvec_multi (few-row matrix product, each weight row read once for all activation
 // rows) against its scalar reference in double, for every weight dtype and Highway target,
-// rows 1 ..= 17 (every 4-row group split), output counts around the 4-column tile, inner
-// lengths covering every vector tail, misaligned buffers, thread counts 1 ..= 6; matmul()
-// routing few rows to it; the sgemm path (matmul_blas) at the same small shapes; the
+// rows 1 ..= kMatvecMultiMaxRows + 1 (every 4-row group split), output counts around the 4-column
+// tile, inner lengths covering every vector tail, misaligned buffers, thread counts 1 ..= 6;
+// matmul() routing few rows to it; the sgemm path (matmul_blas) at the same small shapes; the
 // generic path bit-equal to the float reference; quantized weights rejected.
 #include <cmath>
 
@@ -69,7 +69,7 @@ TEST(MatvecMulti, EveryRowCountLengthAndTarget) {
   ThreadPool one(1), three(3);
   testing::for_each_target([&] {
     for (DType dtype : testing::kAllDtypes) {
-      for (int64_t rows = 1; rows <= 17; ++rows) {
+      for (int64_t rows = 1; rows <= kMatvecMultiMaxRows + 1; ++rows) {
         for (int in : kLengths) {
           const int misalign = static_cast<int>((rows + in) % 3 == 0   ? 0
                                                 : (rows + in) % 3 == 1 ? 1
@@ -98,7 +98,7 @@ TEST(MatvecMulti, ThreadCountsOneToSixAndOddShapes) {
 TEST(MatvecMulti, MatmulRoutesFewRowsHereAndBlasStillAgrees) {
   ThreadPool two(2);
   for (DType dtype : testing::kAllDtypes) {
-    for (int64_t rows : {2, 3, 5, 8, 15, 16, 17, 20}) {
+    for (int64_t rows : {2, 3, 5, 8, 15, 16, 17, 24, 25, 33}) {
       check(Path::kMatmul, dtype, rows, 45, 70, 1, two);
       check(Path::kBlas, dtype, rows, 45, 70, 1, two);
     }
