@@ -4,6 +4,7 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/matvec_multi_hwy.cc"
+#include <hwy/cache_control.h>
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
@@ -18,9 +19,13 @@ namespace HWY_NAMESPACE {
 // the kX activation vectors of the same columns; kW·kX accumulators stay in registers
 // (≤ 16 of the 32 AVX-512 / 16 AVX2 registers: AVX2 spills a few at 4×4, still faster than
 // re-reading the weights).
+// next: kW weight rows two tiles ahead, or null; prefetched column by column while this
+// tile runs. Four rows of 1.5–11 KB each are too short for the hardware prefetcher to lock
+// on to (measured, 32000 × 768 BF16 lm_head, 8 rows, 2 threads: 5.0 ms without, 3.7 ms
+// one tile ahead, 3.0 ms two tiles ahead).
 template <int kW, int kX, typename W>
 HWY_INLINE void Tile(const float* HWY_RESTRICT x, const W* HWY_RESTRICT w, size_t in,
-                     float* HWY_RESTRICT y, int64_t out, int64_t o0) {
+                     float* HWY_RESTRICT y, int64_t out, int64_t o0, const W* next) {
   const hn::ScalableTag<float> d;
   const size_t lanes = hn::Lanes(d);
   hn::Vec<decltype(d)> acc[kW][kX];
@@ -28,6 +33,9 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT x, const W* HWY_RESTRICT w, size_
     for (int b = 0; b < kX; ++b) acc[a][b] = hn::Zero(d);
   size_t i = 0;
   for (; i + lanes <= in; i += lanes) {
+    if (next != nullptr) {
+      for (int a = 0; a < kW; ++a) hwy::Prefetch(next + static_cast<size_t>(a) * in + i);
+    }
     hn::Vec<decltype(d)> xv[kX];
     for (int b = 0; b < kX; ++b) xv[b] = hn::LoadU(d, x + static_cast<size_t>(b) * in + i);
     for (int a = 0; a < kW; ++a) {
@@ -46,23 +54,26 @@ HWY_INLINE void Tile(const float* HWY_RESTRICT x, const W* HWY_RESTRICT w, size_
 }
 
 // Activation rows in groups of 4 (the last group 1 ..= 3 rows) for kW weight rows at o0.
+// next: as Tile's, prefetched during the first group only (later groups find this tile in
+// cache).
 template <int kW, typename W>
 HWY_INLINE void TileAllRows(const float* HWY_RESTRICT x, int64_t rows, const W* HWY_RESTRICT w,
-                            size_t in, float* HWY_RESTRICT y, int64_t out, int64_t o0) {
+                            size_t in, float* HWY_RESTRICT y, int64_t out, int64_t o0,
+                            const W* next) {
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4)
-    Tile<kW, 4>(x + static_cast<size_t>(r) * in, w, in, y + r * out, out, o0);
+  for (; r + 4 <= rows; r += 4, next = nullptr)
+    Tile<kW, 4>(x + static_cast<size_t>(r) * in, w, in, y + r * out, out, o0, next);
   const float* xr = x + static_cast<size_t>(r) * in;
   float* yr = y + r * out;
   switch (rows - r) {
     case 3:
-      Tile<kW, 3>(xr, w, in, yr, out, o0);
+      Tile<kW, 3>(xr, w, in, yr, out, o0, next);
       break;
     case 2:
-      Tile<kW, 2>(xr, w, in, yr, out, o0);
+      Tile<kW, 2>(xr, w, in, yr, out, o0, next);
       break;
     case 1:
-      Tile<kW, 1>(xr, w, in, yr, out, o0);
+      Tile<kW, 1>(xr, w, in, yr, out, o0, next);
       break;
     default:
       break;
@@ -73,9 +84,12 @@ template <typename W>
 void MatvecMultiTyped(const float* HWY_RESTRICT x, int64_t rows, const W* HWY_RESTRICT w, size_t in,
                       int64_t out, int64_t out_begin, int64_t out_end, float* HWY_RESTRICT y) {
   int64_t o = out_begin;
-  for (; o + 4 <= out_end; o += 4)
-    TileAllRows<4>(x, rows, w + static_cast<size_t>(o) * in, in, y, out, o);
-  for (; o < out_end; ++o) TileAllRows<1>(x, rows, w + static_cast<size_t>(o) * in, in, y, out, o);
+  for (; o + 4 <= out_end; o += 4) {
+    const W* tile = w + static_cast<size_t>(o) * in;
+    TileAllRows<4>(x, rows, tile, in, y, out, o, o + 12 <= out_end ? tile + 8 * in : nullptr);
+  }
+  for (; o < out_end; ++o)
+    TileAllRows<1, W>(x, rows, w + static_cast<size_t>(o) * in, in, y, out, o, nullptr);
 }
 
 void MatvecMultiImpl(const float* x, int64_t rows, const void* w, DType dtype, size_t in,
