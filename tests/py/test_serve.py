@@ -247,6 +247,10 @@ def test_disconnect(server):
                   f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
     first = sock.recv(4096)
     check(b"200 OK" in first, "stream started")
+    # The headers may go out before the scheduler's next step admits the sequence: poll.
+    deadline = time.time() + 20
+    while time.time() < deadline and metric(server, "tulu_active_slots") != 1:
+        time.sleep(0.01)
     check(metric(server, "tulu_active_slots") == 1, "one slot busy while streaming")
     sock.close()
     deadline = time.time() + 20
