@@ -1,13 +1,13 @@
-// Progress of an evaluation pass on stderr: items done/total, items/s, elapsed and ETA. On a
-// terminal one line rewritten in place ("\r", at most every 0.2 s and at the last item);
-// otherwise (a log file, CI) a full line for the first item, every total/10 items or 30 s, and
-// the last — as train/train_progress.h does for training steps. Not thread-safe.
+// Progress of an evaluation pass on stderr: items done/total, items/s, elapsed and ETA,
+// printed as train/progress_printer.h says (in place on a terminal; in a log the first, every
+// total/10th or after 30 s, and the last item). Not thread-safe.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+
+#include "train/progress_printer.h"
 
 namespace tulu {
 
@@ -25,15 +25,8 @@ class EvalProgress {
   std::string render(int64_t done, int64_t total, double elapsed_seconds) const;
 
  private:
-  using Clock = std::chrono::steady_clock;
   std::string label_, unit_;
-  bool enabled_;
-  std::FILE* out_;
-  bool interactive_;
-  Clock::time_point start_;
-  Clock::time_point last_print_;
-  bool line_open_ = false;  // an in-place line is on screen without its newline
-  size_t last_width_ = 0;   // characters of the last in-place line (to blank leftovers)
+  ProgressPrinter printer_;
 };
 
 }  // namespace tulu

@@ -8,21 +8,9 @@
 
 namespace tulu {
 
-namespace {
-constexpr double kInteractiveRefreshSeconds = 0.2;
-constexpr double kLogLineSeconds = 30.0;
-constexpr int64_t kLogLinesPerRun = 10;
-}  // namespace
-
 TrainProgress::TrainProgress(int64_t total_steps, int64_t first_step, bool enabled, std::FILE* out,
                              bool interactive)
-    : total_steps_(total_steps),
-      first_step_(first_step),
-      enabled_(enabled),
-      out_(out != nullptr ? out : stderr),
-      interactive_(interactive),
-      start_(Clock::now()),
-      last_print_(start_) {}
+    : total_steps_(total_steps), first_step_(first_step), printer_(enabled, out, interactive) {}
 
 std::string TrainProgress::format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -56,36 +44,15 @@ std::string TrainProgress::render(const StepReport& r, double elapsed) const {
 }
 
 void TrainProgress::update(const StepReport& report) {
-  if (!enabled_) return;
+  if (!printer_.enabled()) return;
   tokens_ += report.step_tokens;
-  const Clock::time_point now = Clock::now();
-  const double elapsed = std::chrono::duration<double>(now - start_).count();
-  const double since_print = std::chrono::duration<double>(now - last_print_).count();
-  const bool last = report.step >= total_steps_;
-  if (interactive_) {
-    if (!last && line_open_ && since_print < kInteractiveRefreshSeconds) return;
-    const std::string line = render(report, elapsed);
-    // Blank what a longer previous line left on screen.
-    const size_t pad = last_width_ > line.size() ? last_width_ - line.size() : 0;
-    std::fprintf(out_, "\r%s%*s", line.c_str(), static_cast<int>(pad), "");
-    last_width_ = line.size();
-    line_open_ = true;
-  } else {
-    const int64_t every = std::max<int64_t>(1, total_steps_ / kLogLinesPerRun);
-    const bool first = report.step == first_step_ + 1;
-    if (!(first || last || report.step % every == 0 || since_print >= kLogLineSeconds)) return;
-    std::fprintf(out_, "%s\n", render(report, elapsed).c_str());
-  }
-  std::fflush(out_);
-  last_print_ = now;
+  printer_.offer(report.step, total_steps_, report.step == first_step_ + 1,
+                 report.step >= total_steps_,
+                 [&](double elapsed) { return render(report, elapsed); });
 }
 
 void TrainProgress::finish() {
-  if (enabled_ && line_open_) {
-    std::fputc('\n', out_);
-    std::fflush(out_);
-  }
-  line_open_ = false;
+  printer_.finish();
 }
 
 }  // namespace tulu

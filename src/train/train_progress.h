@@ -1,14 +1,14 @@
 // Progress of a training run on stderr: step/total, epoch, loss, lr, grad norm, tokens/s and
-// ETA. On a terminal it is one line rewritten in place ("\r", at most every 0.2 s and at the
-// last step); otherwise (a log file, CI) a full line every `total/10` steps or 30 seconds,
-// whichever comes first, plus the first and the last step — so logs stay short.
+// ETA, printed as progress_printer.h says (in place on a terminal; in a log the first, every
+// total/10th or after 30 s, and the last step).
 // Not thread-safe (the training loop calls it from one thread).
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+
+#include "train/progress_printer.h"
 
 namespace tulu {
 
@@ -38,19 +38,12 @@ class TrainProgress {
   static std::string format_duration(double seconds);
 
  private:
-  using Clock = std::chrono::steady_clock;
   std::string render(const StepReport& report, double elapsed) const;
 
   int64_t total_steps_;
   int64_t first_step_;
-  bool enabled_;
-  std::FILE* out_;
-  bool interactive_;
-  Clock::time_point start_;
-  Clock::time_point last_print_;
-  int64_t tokens_ = 0;      // input tokens since start_
-  bool line_open_ = false;  // an in-place line is on screen without its newline
-  size_t last_width_ = 0;   // characters of the last in-place line (to blank leftovers)
+  ProgressPrinter printer_;
+  int64_t tokens_ = 0;  // input tokens since the start
 };
 
 }  // namespace tulu
