@@ -4,8 +4,6 @@
 // checkpoints, resumable bit for bit.
 #include "train/dpo_trainer.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
@@ -28,6 +26,7 @@
 #include "train/preference_data.h"
 #include "train/sft_run.h"
 #include "train/train_checkpoint.h"
+#include "train/train_loop.h"
 #include "train/train_model.h"
 #include "train/train_progress.h"
 #include "train/train_setup.h"
@@ -257,68 +256,49 @@ void run_eval(Session& s, int64_t step, MetricsLog& metrics, TrainProgress& prog
   }
 }
 
+// The loop from `state` to the last step (run_train_loop with DPO's gradient, metrics row
+// and evaluation). Returns the last step's loss.
 double train(Session& s, TrainerState& state, AdamW& optimizer, int64_t num_tokens,
              double last_loss, MetricsLog& metrics) {
-  const SftOptions& o = s.options.train;
-  TrainProgress progress(s.plan.total_steps, state.global_step, o.progress, stderr,
-                         isatty(STDERR_FILENO) != 0);
-  const int64_t per_epoch = s.plan.micro_batches_per_epoch;
-  while (state.global_step < s.plan.total_steps) {
-    const auto epoch_plan = plan_epoch(s.lengths, s.batch_options, state.epoch);
-    TULU_CHECK(static_cast<int64_t>(epoch_plan.size()) == per_epoch, "internal: epoch ",
-               state.epoch, " has ", epoch_plan.size(), " micro-batches, expected ", per_epoch);
-    TULU_CHECK(state.micro_batch_in_epoch % s.plan.grad_accum == 0 &&
-                   state.micro_batch_in_epoch < per_epoch,
-               "checkpoint position: micro-batch ", state.micro_batch_in_epoch, " of epoch ",
-               state.epoch, " is not the start of a step");
-    while (state.global_step < s.plan.total_steps) {
-      const int64_t first = state.micro_batch_in_epoch;
-      const int64_t end = std::min(first + s.plan.grad_accum, per_epoch);
-      const DpoStepStats stats =
-          accumulate_dpo_step_gradient(s.model, s.params.data(), s.grads.data(), s.ref.train,
-                                       s.seqs, step_pairs(epoch_plan, first, end), s.options.loss);
-      const double loss = stats.metrics.loss();
-      const double norm = clip_grad_norm(s.grads.data(), s.grads.size(), o.clip);
-      TULU_CHECK(std::isfinite(loss) && std::isfinite(norm), "training diverged at step ",
-                 state.global_step + 1, ": loss ", loss, ", gradient norm ", norm,
-                 " (try a lower --lr or --clip 1.0)");
-      const double lr = s.schedule.lr_at(state.global_step);
-      optimizer.update(s.params.data(), s.grads.data(), lr, s.pool);
-      std::fill(s.grads.begin(), s.grads.end(), 0.0f);
-
-      ++state.global_step;
-      state.micro_batch_in_epoch = end;
-      const bool epoch_end = end == per_epoch;
-      if (epoch_end) {
-        ++state.epoch;
-        state.micro_batch_in_epoch = 0;
-      }
-      num_tokens += stats.target_tokens;
-      last_loss = loss;
-      const int64_t step = state.global_step;
-      Json row{{"step", step}, {"epoch", epoch_of(s, step)}};
-      row.update(stats.metrics.to_json());
-      row.update(Json{{"learning_rate", lr}, {"grad_norm", norm}, {"num_tokens", num_tokens}});
-      metrics.write(row);
-      char extra[96];
-      std::snprintf(extra, sizeof extra, "acc %.3f | margin %.4f", stats.metrics.accuracy(),
-                    stats.metrics.margin());
-      progress.update({step, epoch_of(s, step), loss, lr, norm, stats.input_tokens, extra});
-
-      const bool last = step == s.plan.total_steps;
-      const bool eval_due = o.eval_every > 0 ? step % o.eval_every == 0 : epoch_end;
-      if (s.eval_seqs != nullptr && (eval_due || last)) run_eval(s, step, metrics, progress);
-      if (o.save_every > 0 && step % o.save_every == 0) {
-        state.extra = Json{{"num_tokens", num_tokens}, {"loss", loss}};
-        save_training_checkpoint(o.output_dir, s.loaded.config, *s.loaded.layout, s.params.data(),
-                                 optimizer, state, o.model_dir);
-        prune_checkpoints(o.output_dir, o.save_total_limit);
-      }
-      if (epoch_end) break;
-    }
+  DpoStepStats stats;  // the current step's, for its metrics row
+  TrainLoopParts parts{s.options.train,
+                       s.plan,
+                       s.schedule,
+                       s.batch_options,
+                       s.lengths,
+                       s.loaded.config,
+                       *s.loaded.layout,
+                       s.params,
+                       s.grads,
+                       s.pool,
+                       {},
+                       {},
+                       {}};
+  parts.gradient = [&](const EpochPlan& epoch_plan, int64_t first, int64_t end) {
+    stats = accumulate_dpo_step_gradient(s.model, s.params.data(), s.grads.data(), s.ref.train,
+                                         s.seqs, step_pairs(epoch_plan, first, end),
+                                         s.options.loss);
+    return StepGradient{stats.metrics.loss(), stats.target_tokens};
+  };
+  parts.report = [&](const StepDone& done, MetricsLog& log, TrainProgress& progress) {
+    Json row{{"step", done.step}, {"epoch", done.epoch}};
+    row.update(stats.metrics.to_json());
+    row.update(Json{{"learning_rate", done.learning_rate},
+                    {"grad_norm", done.grad_norm},
+                    {"num_tokens", done.num_tokens}});
+    log.write(row);
+    char extra[96];
+    std::snprintf(extra, sizeof extra, "acc %.3f | margin %.4f", stats.metrics.accuracy(),
+                  stats.metrics.margin());
+    progress.update({done.step, done.epoch, done.loss, done.learning_rate, done.grad_norm,
+                     stats.input_tokens, extra});
+  };
+  if (s.eval_seqs != nullptr) {
+    parts.evaluate = [&](int64_t step, MetricsLog& log, TrainProgress& progress) {
+      run_eval(s, step, log, progress);
+    };
   }
-  progress.finish();
-  return last_loss;
+  return run_train_loop(parts, state, optimizer, num_tokens, last_loss, metrics);
 }
 
 void print_summary(const DpoOptions& d, const LoadedTrainModel& m, const PreferenceDataset& data,

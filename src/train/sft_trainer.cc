@@ -3,8 +3,6 @@
 // evaluation and checkpoints, resumable bit for bit.
 #include "train/sft_trainer.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
@@ -27,6 +25,7 @@
 #include "train/sft_run.h"
 #include "train/sft_step.h"
 #include "train/train_checkpoint.h"
+#include "train/train_loop.h"
 #include "train/train_model.h"
 #include "train/train_progress.h"
 #include "train/train_setup.h"
@@ -139,69 +138,37 @@ void run_eval(Session& s, int64_t step, MetricsLog& metrics, TrainProgress& prog
   }
 }
 
-// The loop from `state` to the last step. Returns the last step's loss.
-// num_tokens: target tokens trained before `state` (0 for a fresh run).
+// The loop from `state` to the last step (run_train_loop with SFT's gradient, metrics row
+// and evaluation). Returns the last step's loss. num_tokens: target tokens trained before
+// `state` (0 for a fresh run).
 double train(Session& s, TrainerState& state, AdamW& optimizer, int64_t num_tokens,
              double last_loss, MetricsLog& metrics) {
-  const SftOptions& o = s.options;
-  TrainProgress progress(s.plan.total_steps, state.global_step, o.progress, stderr,
-                         isatty(STDERR_FILENO) != 0);
-  const int64_t per_epoch = s.plan.micro_batches_per_epoch;
-  while (state.global_step < s.plan.total_steps) {
-    const auto epoch_plan = plan_epoch(s.lengths, s.batch_options, state.epoch);
-    TULU_CHECK(static_cast<int64_t>(epoch_plan.size()) == per_epoch, "internal: epoch ",
-               state.epoch, " has ", epoch_plan.size(), " micro-batches, expected ", per_epoch);
-    TULU_CHECK(state.micro_batch_in_epoch % s.plan.grad_accum == 0 &&
-                   state.micro_batch_in_epoch < per_epoch,
-               "checkpoint position: micro-batch ", state.micro_batch_in_epoch, " of epoch ",
-               state.epoch, " is not the start of a step");
-    while (state.global_step < s.plan.total_steps) {
-      const int64_t first = state.micro_batch_in_epoch;
-      const int64_t end = std::min(first + s.plan.grad_accum, per_epoch);
-      const std::vector<MicroBatch> batches = step_micro_batches(s, epoch_plan, first, end);
-      const StepStats stats =
-          accumulate_step_gradient(s.model, batches, s.params.data(), s.grads.data());
-      const double norm = clip_grad_norm(s.grads.data(), s.grads.size(), o.clip);
-      TULU_CHECK(std::isfinite(stats.loss) && std::isfinite(norm), "training diverged at step ",
-                 state.global_step + 1, ": loss ", stats.loss, ", gradient norm ", norm,
-                 " (try a lower --lr or --clip 1.0)");
-      const double lr = s.schedule.lr_at(state.global_step);
-      optimizer.update(s.params.data(), s.grads.data(), lr, s.pool);
-      std::fill(s.grads.begin(), s.grads.end(), 0.0f);
-
-      ++state.global_step;
-      state.micro_batch_in_epoch = end;
-      const bool epoch_end = end == per_epoch;
-      if (epoch_end) {
-        ++state.epoch;
-        state.micro_batch_in_epoch = 0;
-      }
-      num_tokens += stats.target_tokens;
-      last_loss = stats.loss;
-      const int64_t step = state.global_step;
-      metrics.write(Json{{"step", step},
-                         {"epoch", epoch_of(s, step)},
-                         {"loss", stats.loss},
-                         {"grad_norm", norm},
-                         {"learning_rate", lr},
-                         {"num_tokens", num_tokens},
-                         {"mean_token_accuracy", stats.accuracy}});
-      progress.update({step, epoch_of(s, step), stats.loss, lr, norm, stats.input_tokens, {}});
-
-      const bool last = step == s.plan.total_steps;
-      const bool eval_due = o.eval_every > 0 ? step % o.eval_every == 0 : epoch_end;
-      if (s.eval_data != nullptr && (eval_due || last)) run_eval(s, step, metrics, progress);
-      if (o.save_every > 0 && step % o.save_every == 0) {
-        state.extra = Json{{"num_tokens", num_tokens}, {"loss", stats.loss}};
-        save_training_checkpoint(o.output_dir, s.config, s.layout, s.params.data(), optimizer,
-                                 state, o.model_dir);
-        prune_checkpoints(o.output_dir, o.save_total_limit);
-      }
-      if (epoch_end) break;
-    }
+  StepStats stats;  // the current step's, for its metrics row
+  TrainLoopParts parts{s.options, s.plan,   s.schedule, s.batch_options, s.lengths,
+                       s.config,  s.layout, s.params,   s.grads,         s.pool,
+                       {},        {},       {}};
+  parts.gradient = [&](const EpochPlan& epoch_plan, int64_t first, int64_t end) {
+    const std::vector<MicroBatch> batches = step_micro_batches(s, epoch_plan, first, end);
+    stats = accumulate_step_gradient(s.model, batches, s.params.data(), s.grads.data());
+    return StepGradient{stats.loss, stats.target_tokens};
+  };
+  parts.report = [&](const StepDone& done, MetricsLog& log, TrainProgress& progress) {
+    log.write(Json{{"step", done.step},
+                   {"epoch", done.epoch},
+                   {"loss", done.loss},
+                   {"grad_norm", done.grad_norm},
+                   {"learning_rate", done.learning_rate},
+                   {"num_tokens", done.num_tokens},
+                   {"mean_token_accuracy", stats.accuracy}});
+    progress.update({done.step, done.epoch, done.loss, done.learning_rate, done.grad_norm,
+                     stats.input_tokens, {}});
+  };
+  if (s.eval_data != nullptr) {
+    parts.evaluate = [&](int64_t step, MetricsLog& log, TrainProgress& progress) {
+      run_eval(s, step, log, progress);
+    };
   }
-  progress.finish();
-  return last_loss;
+  return run_train_loop(parts, state, optimizer, num_tokens, last_loss, metrics);
 }
 
 void print_summary(const SftOptions& o, const LoadedTrainModel& m, const SftDataset& data,
