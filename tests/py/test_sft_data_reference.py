@@ -14,18 +14,18 @@ truncated)."""
 import json
 import os
 import random
-import re
-import subprocess
 import sys
 
+from data_test_harness import check_against_references, expected_by_reference, reference_rows, run_data_command, \
+    write_data
 from open_instruct_encode import encode_row
-from tokenizer_cases import LLAMA2_DIR, SOURCE_DIR, make_model_dirs, report_mismatches, run_node_reference
-from tokenizer_sp_reference import SentencePieceLegacyReference
+from tokenizer_cases import SOURCE_DIR
 
 FIXTURES = [os.path.join(SOURCE_DIR, "tests", "data", "sft", name)
             for name in ("messages.jsonl", "prompt_completion.jsonl", "text.jsonl")]
 MAX_LENGTHS = [8192, 300, 64, 41, 23, 12, 6, 2, 1]
 EOS_ID = 2
+FIELDS = ("input_ids", "labels")
 
 PIECES = ["Hello!", "What is 2+2?", "  padded  ", "\n\nnewlines\n", "", " ", "\t", "multi\nline", "tabs\tinside",
           "\u3000ideographic\u3000", "\u00a0nbsp\u00a0", "\u2009thin\u2009", "ends with </s>", "<s> bos",
@@ -61,72 +61,20 @@ def generated_rows(count=260, seed=2024):
     return rows
 
 
-def write_data(path, rows):
-    """One row per line, with blank lines sprinkled in (line numbers must still match)."""
-    lines = []
-    rng = random.Random(5)
-    for row in rows:
-        while rng.random() < 0.05:
-            lines.append(rng.choice(["", "   ", "\t"]))
-        lines.append(json.dumps(row, ensure_ascii=False))
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    return [i + 1 for i, line in enumerate(lines) if line.strip()]
-
-
 def run_sft_data(tulu, model, data, max_len):
-    proc = subprocess.run([tulu, "sft-data", "-m", model, "--data", data, "--max-seq-length", str(max_len)],
-                          capture_output=True, timeout=600)
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        raise SystemExit(f"tulu sft-data -m {model} --max-seq-length {max_len} failed ({proc.returncode}): {stderr}")
-    examples = [json.loads(line) for line in proc.stdout.decode("utf-8").splitlines() if line.strip()]
-    m = re.search(r"rows read: (\d+), kept: (\d+), dropped \(no target token\): (\d+), truncated: (\d+), "
-                  r"bad rows skipped: (\d+)", stderr)
-    assert m, f"no summary line in stderr: {stderr!r}"
-    summary = dict(zip(["rows_read", "kept", "dropped", "truncated", "bad"], map(int, m.groups())))
-    return examples, summary
+    return run_data_command([tulu, "sft-data", "-m", model, "--data", data, "--max-seq-length", str(max_len)],
+                            "no target token")
 
 
 def reference(rows, line_numbers, tokenize, max_len):
-    examples, summary = [], {"rows_read": len(rows), "kept": 0, "dropped": 0, "truncated": 0, "bad": 0}
-    for row, line in zip(rows, line_numbers):
-        out = encode_row(row, tokenize, EOS_ID, max_len)
-        summary["truncated"] += out["truncated"]
-        if out["kept"]:
-            summary["kept"] += 1
-            examples.append({"line": line, "input_ids": out["input_ids"], "labels": out["labels"]})
-        else:
-            summary["dropped"] += 1
-    return examples, summary
-
-
-def compare(title, want, got, rows_by_line):
-    """Row-by-row comparison of the kept examples; returns the mismatches."""
-    bad = []
-    want_by_line = {e["line"]: e for e in want}
-    got_by_line = {e["line"]: e for e in got}
-    for line in sorted(set(want_by_line) | set(got_by_line)):
-        w, g = want_by_line.get(line), got_by_line.get(line)
-        if w is None or g is None:
-            bad.append((f"line {line}", "kept by " + ("tulu only" if w is None else "the reference only"),
-                        json.dumps(rows_by_line[line], ensure_ascii=False)[:80]))
-        elif w != g:
-            first = next((i for i, (a, b) in enumerate(zip(w["input_ids"] + w["labels"], g["input_ids"] + g["labels"]))
-                          if a != b), None)
-            bad.append((f"line {line}", f"first difference at flat index {first}",
-                        "want", w["input_ids"][:10], w["labels"][:10], "got", g["input_ids"][:10], g["labels"][:10],
-                        json.dumps(rows_by_line[line], ensure_ascii=False)[:80]))
-    if [e["line"] for e in got] != sorted(e["line"] for e in got):
-        bad.append(("tulu's rows are not in file order",))
-    return bad
+    return reference_rows(rows, line_numbers, lambda row: encode_row(row, tokenize, EOS_ID, max_len),
+                          FIELDS)
 
 
 def main():
     tulu = os.environ["TULU_BIN"]
     tmp = os.path.join(os.environ["TULU_TEST_TMP"], "sft_data_reference")
-    json_dir, sp_dir = make_model_dirs(tmp)
-    loaders = {"json": json_dir, "sentencepiece": sp_dir}
+    os.makedirs(tmp, exist_ok=True)
 
     rows = []
     for path in FIXTURES:
@@ -135,53 +83,19 @@ def main():
     n_fixture = len(rows)
     rows += generated_rows()
     data = os.path.join(tmp, "rows.jsonl")
-    line_numbers = write_data(data, rows)
+    line_numbers = write_data(data, rows, seed=5)
     rows_by_line = dict(zip(line_numbers, rows))
     print(f"{len(rows)} rows ({n_fixture} fixtures, {len(rows) - n_fixture} generated), "
           f"max_seq_length {MAX_LENGTHS}")
 
-    sp = SentencePieceLegacyReference(os.path.join(LLAMA2_DIR, "tokenizer.model"))
-    cache = {}
-    requested = []
-
-    def sp_tokenize(text):
-        if text not in cache:
-            cache[text] = sp.encode(text, True)
-            requested.append(text)
-        return cache[text]
-
-    expected = {n: reference(rows, line_numbers, sp_tokenize, n) for n in MAX_LENGTHS}
-
-    # The same transcription over HF tokenizers (npm): every text the first pass tokenized.
-    node = run_node_reference(os.path.join(LLAMA2_DIR, "tokenizer.json"),
-                              [{"encode": t, "add_special": True} for t in requested])
-    expected_hf = None
-    if node is None:
-        print("SKIP: npm tokenizers not installed (tests/reference/node_modules); SentencePiece reference only")
-    else:
-        hf_ids = {t: a["ids"] for t, a in zip(requested, node)}
-        differ = [t for t in requested if hf_ids[t] != cache[t]]
-        print(f"references agree (SentencePiece vs HF tokenizers) on {len(requested) - len(differ)}/"
-              f"{len(requested)} tokenized texts" + (f"; differ on {[t[:40] for t in differ[:5]]}" if differ else ""))
-        expected_hf = {n: reference(rows, line_numbers, hf_ids.__getitem__, n) for n in MAX_LENGTHS}
-
-    ok = True
-    for name, model in loaders.items():
-        for n in MAX_LENGTHS:
-            got, got_summary = run_sft_data(tulu, model, data, n)
-            references = [("open-instruct on SentencePiece", expected[n])]
-            if expected_hf is not None:
-                references.append(("open-instruct on HF tokenizers", expected_hf[n]))
-            for ref_name, (want, want_summary) in references:
-                bad = compare("", want, got, rows_by_line)
-                if got_summary != want_summary:
-                    bad.append(("summary", "want", want_summary, "got", got_summary))
-                ok &= report_mismatches(f"[{name} loader, max_seq_length {n}] rows vs {ref_name} "
-                                        f"(kept {want_summary['kept']}, dropped {want_summary['dropped']}, "
-                                        f"truncated {want_summary['truncated']})", bad, len(rows))
+    # open-instruct's encoders on SentencePiece, then on HF tokenizers (npm).
+    references = expected_by_reference(MAX_LENGTHS, lambda tokenize, n: reference(rows, line_numbers, tokenize, n))
+    ok = check_against_references(tmp, MAX_LENGTHS, lambda model, n: run_sft_data(tulu, model, data, n),
+                                  references, rows_by_line, FIELDS, lambda n: f"max_seq_length {n}")
 
     # The checks can fail: the cases must actually exercise dropping and truncation, and
     # multi-turn masking must leave several target spans somewhere.
+    expected = references[0][1]
     assert expected[8192][1]["truncated"] == 0
     assert expected[23][1]["dropped"] > expected[8192][1]["dropped"] > 0
     assert expected[41][1]["truncated"] > len(rows) // 3
