@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <string>
 
 #include "command.h"
 #include "core/error.h"
@@ -37,6 +38,37 @@ int resolve_threads(int requested) { return requested > 0 ? requested : default_
 
 }  // namespace tulu::cli
 
+namespace {
+
+// When the parse stopped at a command that needs a subcommand and got none (`tulu`, `tulu
+// eval`): "tulu eval: choose a subcommand: prefs (see tulu eval --help)", naming them all
+// (CLI11 says only "A subcommand is required"). Empty for any other error.
+std::string missing_subcommand_message(CLI::App& app) {
+  CLI::App* deepest = &app;
+  for (bool descended = true; descended;) {
+    descended = false;
+    for (CLI::App* sub : deepest->get_subcommands([](CLI::App*) { return true; })) {
+      if (sub->parsed()) {
+        deepest = sub;
+        descended = true;
+        break;
+      }
+    }
+  }
+  if (deepest->get_require_subcommand_min() == 0 || !deepest->get_subcommands().empty()) return {};
+  std::string path = "tulu";
+  std::vector<std::string> names;
+  for (const CLI::App* a = deepest; a->get_parent() != nullptr; a = a->get_parent())
+    names.insert(names.begin(), a->get_name());
+  for (const std::string& name : names) path += " " + name;
+  std::string choices;
+  for (CLI::App* sub : deepest->get_subcommands([](CLI::App*) { return true; }))
+    choices += (choices.empty() ? "" : ", ") + sub->get_name();
+  return path + ": choose a subcommand: " + choices + " (see " + path + " --help)";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace tulu::cli;
   CLI::App app{"tulu: run, serve, fine-tune and evaluate Llama chat models (Tulu 2) natively"};
@@ -54,6 +86,11 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RequiredError& e) {
+    const std::string message = missing_subcommand_message(app);
+    if (message.empty()) return app.exit(e) == 0 ? 0 : 2;
+    std::cerr << message << "\n";
+    return 2;
   } catch (const CLI::ParseError& e) {
     // --help / --version exit 0; every real parse error (unknown flag, bad value) exits 2.
     const int rc = app.exit(e);

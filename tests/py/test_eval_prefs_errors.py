@@ -112,7 +112,8 @@ def main():
     expect("--threads -1", [*base, "-t", "-1"], 2, "--threads")
     expect("unknown flag", [*base, "--temperature", "1"], 2, "--temperature")
     expect("no data", ["eval", "prefs", "-m", model], 2, "--data")
-    expect("no evaluation named", ["eval"], 2, "subcommand")
+    expect("no evaluation named", ["eval"], 2, "tulu eval: choose a subcommand: prefs (see tulu eval --help)")
+    expect("no command named", [], 2, "tulu: choose a subcommand: ", "eval", "sft", "dpo", "(see tulu --help)")
     expect("unknown evaluation", ["eval", "perplexity", "-m", model], 2, "subcommand")
     expect("--json into a missing directory", [*base, "--json", os.path.join(TMP, "no", "r.json")], 1, "--json",
            os.path.join(TMP, "no"))
