@@ -3,6 +3,7 @@
 // misaligned buffers, seeded random data.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <random>
@@ -119,5 +120,50 @@ struct Floats {
 };
 
 inline const DType kAllDtypes[] = {DType::F32, DType::BF16, DType::F16};
+
+// fp32 accumulation of an n-term dot product (lanes, then their sum, then the scalar tail):
+// |error| ≤ γ_n · Σ|x_i·w_i| with γ_n ≈ n·u, u = 2⁻²⁴ (Higham, Accuracy and Stability of
+// Numerical Algorithms, §3.1); the weights are exact in fp32 after widening (StoredMatrix),
+// so this is the whole bound.
+inline double dot_tolerance(const double* x, const double* w, int64_t n) {
+  double magnitude = 0;
+  for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(x[i] * w[i]);
+  return (static_cast<double>(n) + 2) * 0x1p-24 * magnitude + 1e-30;
+}
+
+// A product kernel's signature as the tests call it: y [rows, out] = x [rows, in] · wᵀ.
+using ProductKernel =
+    std::function<void(const float* x, int64_t rows, const TensorView& w, float* y)>;
+
+// With the generic path forced, `kernel` must equal `reference` (the scalar reference in
+// float) bit for bit for every weight dtype: x [rows, 19] against w [70, 19], misaligned W.
+inline void expect_generic_path_is_reference(int64_t rows, uint32_t seed,
+                                             const ProductKernel& kernel,
+                                             const ProductKernel& reference) {
+  ForceGeneric generic;
+  for (DType dtype : kAllDtypes) {
+    StoredMatrix w(dtype, 70, 19, 1, seed);
+    const std::vector<float> x = random_floats(static_cast<size_t>(rows * 19), seed + 1);
+    std::vector<float> y(static_cast<size_t>(rows * 70)), expected(y.size());
+    kernel(x.data(), rows, w.view, y.data());
+    reference(x.data(), rows, w.view, expected.data());
+    EXPECT_EQ(y, expected) << dtype_name(dtype);
+  }
+}
+
+// Asserts that y [rows, out], an fp32 product of x [rows, in] and the rows of w [out, in],
+// equals `expected` (the double reference) within dot_tolerance at every element; a failure
+// names the element.
+inline void expect_product_near(const float* y, const std::vector<double>& expected,
+                                const std::vector<double>& x, const StoredMatrix& w, int64_t rows,
+                                int64_t out, int64_t in) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t o = 0; o < out; ++o) {
+      const double tolerance = dot_tolerance(x.data() + r * in, w.values.data() + o * in, in);
+      ASSERT_NEAR(y[r * out + o], expected[static_cast<size_t>(r * out + o)], tolerance)
+          << "at [" << r << ", " << o << "]";
+    }
+  }
+}
 
 }  // namespace tulu::testing

@@ -1,8 +1,6 @@
 // matmul: the Highway matrix–vector path (rows = 1), the BLAS paths (F32 in place, BF16/F16
 // widened in blocks) and the generic path, against the scalar reference in double, for
 // every weight dtype, inner length 0 .. 2·16 + 3, misaligned x and W, one and two threads.
-#include <cmath>
-
 #include "core/error.h"
 #include "kernel_test_util.h"
 #include "kernels/matmul.h"
@@ -13,15 +11,6 @@ namespace {
 
 using testing::Floats;
 using testing::StoredMatrix;
-
-// fp32 accumulation of an n-term dot product: |error| ≤ γ_n · Σ|x_i·w_i| with
-// γ_n ≈ n·u, u = 2⁻²⁴ (Higham, Accuracy and Stability of Numerical Algorithms, §3.1);
-// the weights are exact in fp32 (they were widened exactly), so this is the whole bound.
-double dot_tolerance(const double* x, const double* w, int64_t n) {
-  double magnitude = 0;
-  for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(x[i] * w[i]);
-  return (static_cast<double>(n) + 2) * 0x1p-24 * magnitude + 1e-30;
-}
 
 // Compares matmul(x, W) with the double reference for one shape; returns nothing, asserts.
 void check_matmul(DType dtype, int64_t rows, int64_t out, int64_t in, int misalign,
@@ -37,13 +26,7 @@ void check_matmul(DType dtype, int64_t rows, int64_t out, int64_t in, int misali
 
   std::vector<double> xd(x.data, x.data + rows * in), yd(static_cast<size_t>(rows * out));
   matmul_ref<double>(xd.data(), rows, w.view, 0, out, yd.data());
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t o = 0; o < out; ++o) {
-      const double tolerance = dot_tolerance(xd.data() + r * in, w.values.data() + o * in, in);
-      ASSERT_NEAR(y.data[r * out + o], yd[static_cast<size_t>(r * out + o)], tolerance)
-          << "at [" << r << ", " << o << "]";
-    }
-  }
+  testing::expect_product_near(y.data, yd, xd, w, rows, out, in);
 }
 
 TEST(Matmul, MatrixVectorEveryLengthAndTarget) {
@@ -95,14 +78,14 @@ TEST(Matmul, LargerShapesBothThreadCounts) {
 
 TEST(Matmul, GenericPathIsTheReference) {
   ThreadPool two(2);
-  testing::ForceGeneric generic;
-  for (DType dtype : testing::kAllDtypes) {
-    StoredMatrix w(dtype, 70, 19, 1, 21);
-    std::vector<float> x = testing::random_floats(3 * 19, 22), y(3 * 70), expected(3 * 70);
-    matmul(x.data(), 3, w.view, y.data(), two);
-    matmul_ref<float>(x.data(), 3, w.view, 0, 70, expected.data());
-    EXPECT_EQ(y, expected) << dtype_name(dtype);
-  }
+  testing::expect_generic_path_is_reference(
+      3, 21,
+      [&](const float* x, int64_t rows, const TensorView& w, float* y) {
+        matmul(x, rows, w, y, two);
+      },
+      [](const float* x, int64_t rows, const TensorView& w, float* y) {
+        matmul_ref<float>(x, rows, w, 0, w.shape[0], y);
+      });
 }
 
 TEST(Matmul, ScratchTooSmallIsAnError) {
