@@ -145,7 +145,14 @@ TULU_VNNI void tile_vnni(const WBlock* w, const BlockQ8_0* x, const int32_t* x_s
   __m256 acc[4][NX];
   for (auto& row : acc)
     for (auto& a : row) a = _mm256_setzero_ps();
+  // The 4 rows are contiguous and short (1–6 KB): too short for the hardware prefetcher
+  // to lock on, so the tile two tiles ahead is prefetched as this one is read.
+  const char* ahead = reinterpret_cast<const char*>(w + 8 * blocks);
+  constexpr size_t kTileBytesPerBlock = 4 * sizeof(WBlock);
   for (size_t b = 0; b < blocks; ++b) {
+    if constexpr (NX == 1)  // prompt tiles reread their weights from cache: no prefetch
+      for (size_t line = 0; line < kTileBytesPerBlock; line += 64)
+        _mm_prefetch(ahead + b * kTileBytesPerBlock + line, _MM_HINT_T0);
     __m256i wu[4];
     float dw[4];
 #pragma GCC unroll 4
@@ -219,6 +226,10 @@ void set_quant_dot_path_limit(QuantPath best) {
   g_path_limit = static_cast<int>(best);
 }
 
+QuantPath quant_dot_path() {
+  return current_path();
+}
+
 template <typename WBlock>
 bool tile(const WBlock* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks, int x_rows,
           float* out) {
@@ -270,6 +281,9 @@ bool quant_tile_q4_0(const BlockQ4_0*, const BlockQ8_0*, const int32_t*, size_t,
   return false;
 }
 void set_quant_dot_path_limit(QuantPath) {}
+QuantPath quant_dot_path() {
+  return QuantPath::kGeneric;
+}
 
 #endif
 

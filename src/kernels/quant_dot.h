@@ -50,5 +50,8 @@ std::string quant_dot_target_name();
 // default, means "the best available". Not thread-safe with kernels running concurrently.
 enum class QuantPath { kGeneric, kAvx2, kVnni };
 void set_quant_dot_path_limit(QuantPath best);
+// The path the dot products take now: the CPU's best, capped by the limit and by
+// force_generic_kernels().
+QuantPath quant_dot_path();
 
 }  // namespace tulu

@@ -1,7 +1,6 @@
 #include "kernels/quant_matmul.h"
 
 #include <algorithm>
-#include <cstdlib>  // TEMP
 #include <vector>
 
 #include "core/error.h"
@@ -32,7 +31,6 @@ bool matvec_512(const TensorView& w, const BlockQ8_0* xq, int64_t rows, float* y
                 ThreadPool& pool) {
   const int64_t out = w.dim(0), in = w.dim(1);
   const auto blocks = static_cast<size_t>(in) / kQuantBlock;
-  if (std::getenv("TULU_OLD_MATVEC")) return false;  // TEMP
   thread_local QuantMatvecRow prepared_rows[kTileRows - 1];
   // Workers must see the caller's rows, not their own thread_local copies.
   QuantMatvecRow* prepared = prepared_rows;

@@ -1,0 +1,60 @@
+// Matrix–vector products for generation (one activation row) with Q8_0 / Q4_0 weights on
+// AVX-512 VNNI + VBMI: the decode-step kernel, where every weight byte is read once per
+// token and the work per byte must stay well below what memory delivers.
+//
+// Each instruction covers a pair of 32-weight blocks (one zmm): the weight bytes of the
+// pair are loaded once, widened to unsigned bytes (Q8_0: q + 128; Q4_0: the stored nibbles)
+// with one permute, and multiplied by the activation bytes with one vpdpbusd; the pair's two
+// f16 scales are permuted into lanes and converted in one instruction. What depends on the
+// activation row only — its quantized bytes in the lane order the weights take, the offset
+// correction −offset·Σx per lane and the scales d_x per lane — is prepared once per row
+// (QuantMatvecRow), not per weight row.
+//
+// Every lane's integer sum is a partial of ggml's exact block sum, so the result is the
+// ggml block dot (quant_dot.h, vec_dot_*_ref) up to fp32 accumulation order; the bound of
+// quant_dot.h holds (tests/kernels/quant_kernels_test.cc checks it).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "tensor/dtype.h"
+#include "tensor/quant_blocks.h"
+
+namespace tulu {
+
+// One activation row, quantized to Q8_0 blocks, laid out for weights of one type.
+// Owns its buffers (reused across prepare calls); not thread-safe while preparing, read-only
+// (shareable between threads) afterwards.
+class QuantMatvecRow {
+ public:
+  // x: `blocks` Q8_0 blocks (|q| ≤ 127, as quantize_row_q8_0_ref writes); weight_type Q8_0
+  // or Q4_0. Returns false (preparing nothing) when the CPU path is not AVX-512 VNNI + VBMI
+  // (or a lower path is forced): the caller then uses quant_dot.h.
+  bool prepare(DType weight_type, const BlockQ8_0* x, size_t blocks);
+
+  DType weight_type() const { return weight_type_; }
+  size_t blocks() const { return blocks_; }
+
+ private:
+  friend void quant_matvec_rows(const void*, size_t, const QuantMatvecRow&, float*);
+  DType weight_type_ = DType::Q8_0;
+  size_t blocks_ = 0;
+  const BlockQ8_0* x_ = nullptr;  // the caller's blocks (for an odd last block)
+  // Per pair of blocks p: 64 activation bytes in the weights' lane order, 16 int32
+  // corrections and 16 float scales (lane l belongs to block 2p or 2p + 1).
+  std::vector<int8_t> bytes_;
+  std::vector<int32_t> corrections_;
+  std::vector<float> scales_;
+};
+
+// out[r] = Σ_b dot(block b of weight row r, block b of x) for r < rows, where weight row r
+// starts at weights + r·row_bytes (row_bytes = blocks · block size of x.weight_type()), as
+// vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 would give. x must be prepared. Rows go in tiles of
+// 4 (activation loads shared); the rows 8 ahead are prefetched while a tile runs, since
+// rows of 1–6 KB are too short for the hardware prefetcher to lock on (prefetches past the
+// end of the matrix are harmless: they never fault).
+void quant_matvec_rows(const void* weights, size_t rows, const QuantMatvecRow& x, float* out);
+
+}  // namespace tulu
