@@ -109,8 +109,7 @@ int main(int argc, char** argv) {
                 matrix_mib * static_cast<double>(count), streamed.wall_gbs, matrix_mib,
                 cached.wall_gbs);
     if (threads == 1)
-      std::printf(" (per CPU second: streamed %.1f, cache %.1f)", streamed.cpu_gbs,
-                  cached.cpu_gbs);
+      std::printf(" (per CPU second: streamed %.1f, cache %.1f)", streamed.cpu_gbs, cached.cpu_gbs);
     std::printf("\n");
   }
   return 0;

@@ -10,6 +10,7 @@
 #include "kernels/quant_dot_k.h"
 #include "kernels/quant_gemm_vnni.h"
 #include "kernels/quant_matvec.h"
+#include "kernels/quantize_row.h"
 #include "tensor/quant_blocks.h"
 
 namespace tulu {
@@ -60,7 +61,7 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
   // independent rows); a few decode rows are not worth a dispatch.
   pool.parallel_for(static_cast<size_t>(rows), kMinRowsPerQuantizeTask, [&](size_t begin, size_t end) {
     for (size_t r = begin; r < end; ++r)
-      quantize_row_q8_0_ref(x + r * static_cast<size_t>(in), xq.data() + r * blocks,
+      quantize_row_q8_0(x + r * static_cast<size_t>(in), xq.data() + r * blocks,
                             static_cast<size_t>(in));
   });
   const auto* weights = static_cast<const WBlock*>(w.data);

@@ -79,9 +79,10 @@ bool QuantMatvecRow::prepare(DType weight_type, const BlockQ8_0* x, size_t block
 #ifdef TULU_MATVEC_X86
 namespace {
 
-#define TULU_VBMI                                                                          \
-  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi," \
-                        "avx512dq")))
+#define TULU_VBMI                                                             \
+  __attribute__((                                                             \
+      target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi," \
+             "avx512dq")))
 
 // GCC 12's plain forms of these intrinsics start from _mm512_undefined_*, which
 // -Wmaybe-uninitialized reports once inlined; the zero-masked forms are the same
@@ -146,7 +147,8 @@ struct Q8Pair {
     *raw = _mm512_loadu_si512(p);
     const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kBlockBytes + 2));
-    return _mm512_xor_si512(_mm512_maskz_inserti64x4(0xFF, _mm512_zextsi256_si512(a), b, 1), sign_flip);
+    return _mm512_xor_si512(_mm512_maskz_inserti64x4(0xFF, _mm512_zextsi256_si512(a), b, 1),
+                            sign_flip);
   }
 };
 
@@ -168,8 +170,8 @@ TULU_VBMI void rows_vbmi(const uint8_t* w, size_t row_bytes, size_t pairs, const
 #pragma GCC unroll 4
     for (int i = 0; i < NW; ++i) {
       __m512i raw;
-      const __m512i wu = layout.load(w + static_cast<size_t>(i) * row_bytes + p * kPairWeightBytes,
-                                     &raw);
+      const __m512i wu =
+          layout.load(w + static_cast<size_t>(i) * row_bytes + p * kPairWeightBytes, &raw);
       const __m512i sum = _mm512_dpbusd_epi32(correction, wu, xv);
       acc[i] = _mm512_fmadd_ps(to_float(sum),
                                lane_scales(raw, layout.word_index, x_scales + p * kLanes), acc[i]);
@@ -180,10 +182,8 @@ TULU_VBMI void rows_vbmi(const uint8_t* w, size_t row_bytes, size_t pairs, const
 
 template <typename Pair, typename WBlock>
 TULU_VBMI void matvec_vbmi(const uint8_t* w, size_t rows, size_t blocks, const int8_t* x_bytes,
-                           const int32_t* corrections, const float* x_scales,
-                           const BlockQ8_0* x, float (*dot)(const WBlock*, const BlockQ8_0*,
-                                                            size_t),
-                           float* out) {
+                           const int32_t* corrections, const float* x_scales, const BlockQ8_0* x,
+                           float (*dot)(const WBlock*, const BlockQ8_0*, size_t), float* out) {
   static const Pair layout;
   const size_t row_bytes = blocks * Pair::kBlockBytes, pairs = blocks / 2;
   size_t r = 0;

@@ -117,8 +117,8 @@ TEST(QuantMatvec, MatmulWithFewRowsMatchesScalarDots) {
               bound = 2 * dot_bound(w4, xq.data(), xq.size());
             }
             ASSERT_LE(std::fabs(y[static_cast<size_t>(r * out + o)] - ref), bound)
-                << dtype_name(dtype) << " threads=" << threads << " rows=" << rows
-                << " r=" << r << " o=" << o;
+                << dtype_name(dtype) << " threads=" << threads << " rows=" << rows << " r=" << r
+                << " o=" << o;
           }
         }
       }
