@@ -5,8 +5,8 @@
 //     output is an integer-block dot product (quant_dot.h), as llama.cpp computes it. Output
 //     rows are split over the pool, in tiles of 4 weight rows × 4 (or 1) activation rows
 //     (AVX-512 VNNI); leftovers and other CPUs use pairwise dots.
-//   Q4_K / Q6_K: each weight row is dequantized exactly (dequantize_row) into a per-task fp32
-//     buffer and dotted in fp32 with every activation row.
+//   Q4_K / Q6_K: each row of x is quantized to Q8_K once, then every output is an integer
+//     super-block dot product (quant_dot_k.h: matmul_k_quant), as llama.cpp computes it.
 // force_generic_kernels() selects the scalar reference dot products.
 #pragma once
 

@@ -145,6 +145,41 @@ void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, size_t n) {
   }
 }
 
+void quantize_row_q8_K_ref(const float* x, BlockQ8_K* y, size_t n) {
+  for (size_t b = 0; b < n / kSuperBlock; ++b) {
+    const float* xb = x + b * kSuperBlock;
+    float amax = 0.0f, max = 0.0f;
+    for (size_t j = 0; j < kSuperBlock; ++j) {
+      if (std::fabs(xb[j]) > amax) {
+        amax = std::fabs(xb[j]);
+        max = xb[j];
+      }
+    }
+    std::memset(&y[b], 0, sizeof(BlockQ8_K));
+    if (amax == 0.0f) continue;
+    const float iscale = -127.0f / max;
+    for (size_t j = 0; j < kSuperBlock; ++j) {
+      const float v = iscale * xb[j];
+      // ggml's nearest_int (adding 1.5·2²³) is round-half-even for |v| < 2²²; |v| ≤ 127
+      // here except for NaN (from NaN or infinite input), which it maps to 0.
+      const int q = v != v ? 0 : static_cast<int>(std::nearbyint(std::clamp(v, -128.0f, 128.0f)));
+      y[b].qs[j] = static_cast<int8_t>(std::min(127, q));
+    }
+    for (size_t k = 0; k < kSuperBlock / 16; ++k) {
+      int sum = 0;
+      for (size_t j = 0; j < 16; ++j) sum += y[b].qs[k * 16 + j];
+      y[b].bsums[k] = static_cast<int16_t>(sum);
+    }
+    y[b].d = 1.0f / iscale;
+  }
+}
+
+void dequantize_row_q8_K(const BlockQ8_K* x, size_t n, float* y) {
+  for (size_t b = 0; b < n / kSuperBlock; ++b)
+    for (size_t j = 0; j < kSuperBlock; ++j)
+      y[b * kSuperBlock + j] = static_cast<float>(x[b].qs[j]) * x[b].d;
+}
+
 void dequantize_row(const void* src, DType dtype, size_t n, float* dst) {
   const size_t blocks = n / dtype_block_elements(dtype);
   switch (dtype) {

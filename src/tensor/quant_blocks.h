@@ -41,6 +41,16 @@ static_assert(sizeof(BlockQ4_0) == 18 && alignof(BlockQ4_0) == 2);
 static_assert(sizeof(BlockQ4_K) == 144 && alignof(BlockQ4_K) == 2);
 static_assert(sizeof(BlockQ6_K) == 210 && alignof(BlockQ6_K) == 2);
 
+// ggml's block_q8_K: the activation format the K-quant dot products take (never stored in
+// a file). x = qs[j]·d; bsums[k] = Σ qs[16k .. 16k+15], which the dot products use for the
+// Q4_K minimums and the Q6_K offset of 32.
+struct BlockQ8_K {
+  float d;                          // fp32 scale (negative when the largest |x| is positive)
+  int8_t qs[kSuperBlock];           // |q| ≤ 127
+  int16_t bsums[kSuperBlock / 16];  // sums of 16 quants
+};
+static_assert(sizeof(BlockQ8_K) == 292 && alignof(BlockQ8_K) == 4);
+
 // Quantizes n fp32 values (n a multiple of 32) into n/32 blocks, exactly as ggml's
 // quantize_row_q8_0_ref: amax = max|x|, d = amax/127, id = d ? 1/d : 0, q = roundf(x·id)
 // (half away from zero), stored d = f16(d). An all-zero block gets d = 0, q = 0.
@@ -48,6 +58,14 @@ void quantize_row_q8_0_ref(const float* x, BlockQ8_0* y, size_t n);
 // Exactly as ggml's quantize_row_q4_0_ref: max = the first element of largest |x| (sign
 // kept), d = max/−8, id = d ? 1/d : 0, q = min(15, (int8)(x·id + 8.5)), stored d = f16(d).
 void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, size_t n);
+// Quantizes n fp32 values (n a multiple of 256) into n/256 Q8_K blocks, exactly as ggml's
+// quantize_row_q8_K_ref: max = the first element of largest |x| (sign kept); a block with
+// max|x| = 0 gets d = 0 and all-zero qs and bsums; otherwise iscale = −127/max,
+// q = min(127, rint(iscale·x)) (round half to even, as ggml's nearest_int; NaN gives 0),
+// bsums = sums of 16 quants, d = 1/iscale (so x ≈ q·d with the largest |x| at q = −127).
+void quantize_row_q8_K_ref(const float* x, BlockQ8_K* y, size_t n);
+// x[i] = qs[i]·d for n (a multiple of 256) values.
+void dequantize_row_q8_K(const BlockQ8_K* x, size_t n, float* y);
 
 // Decodes n elements (a multiple of dtype_block_elements) of any dtype from the start of a
 // row at src into dst: exact ggml dequantize_row_* for the quantized types, exact widening

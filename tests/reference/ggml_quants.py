@@ -5,11 +5,18 @@ quantize_row_q4_0_ref, dequantize_row_q8_0/q4_0/q4_K/q6_K) as gguf-py's quants.p
 restates them in numpy; every operation is done in float32 as the C code does, so the
 results are expected to match tulu's scalar codecs bit for bit.
 
+Also quantize_row_q8_K_ref and ggml's generic vec_dot_q4_K_q8_K / vec_dot_q6_K_q8_K with
+their fp32 operation order (8 lane sums), so those results too are expected bit for bit.
+
 Usage: ggml_quants.py DIR
   reads   DIR/rows.f32  (float32, length a multiple of 32)
           DIR/q4_k.bin  (whole 144-byte Q4_K blocks), DIR/q6_k.bin (whole 210-byte Q6_K blocks)
   writes  DIR/q8_0.bin, DIR/q4_0.bin (quantized rows.f32),
           DIR/q8_0.deq.f32, DIR/q4_0.deq.f32, DIR/q4_k.deq.f32, DIR/q6_k.deq.f32 (dequantized)
+          when rows.f32 holds >= 256 values: DIR/q8_k.bin (its leading whole 256-value blocks
+          quantized to Q8_K), DIR/q8_k.deq.f32, and DIR/q4_k_q8_k.dot.f32,
+          DIR/q6_k_q8_k.dot.f32: with m = min(K-quant blocks, Q8_K blocks), the dot of block i
+          with Q8_K block i for i < m, then the dot of the first m blocks as one row
 """
 import os
 import sys
@@ -114,6 +121,86 @@ def dequantize_q6_k(data):
     return out.ravel()
 
 
+QK8_K_BYTES = 4 + QK_K + QK_K // 16 * 2  # float d, int8 qs[256], int16 bsums[16]
+
+
+def quantize_q8_k(x):
+    """quantize_row_q8_K_ref: max = first element of largest |x| (sign kept), iscale =
+    -127/max, q = min(127, nearest_int(iscale*x)) (round half to even; NaN -> 0),
+    bsums = sums of 16 quants, d = 1/iscale; an all-zero block is all zero."""
+    blocks = x.reshape(-1, QK_K).astype(F32)
+    first_largest = np.abs(blocks).argmax(axis=1)
+    signed_max = blocks[np.arange(blocks.shape[0]), first_largest][:, None]
+    zero = np.abs(signed_max) == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iscale = np.where(zero, F32(0), F32(-127) / signed_max).astype(F32)
+        v = (iscale * blocks).astype(F32)
+        q = np.minimum(np.where(np.isnan(v), F32(0), np.rint(v)), 127).astype(np.int8)
+        d = np.where(zero, F32(0), F32(1) / iscale).astype(F32)
+    bsums = q.astype(np.int32).reshape(-1, 16, 16).sum(axis=2).astype(np.int16)
+    out = np.empty((blocks.shape[0], QK8_K_BYTES), dtype=np.uint8)
+    out[:, 0:4] = d.view(np.uint8).reshape(-1, 4)
+    out[:, 4:4 + QK_K] = q.view(np.uint8)
+    out[:, 4 + QK_K:] = bsums.view(np.uint8).reshape(-1, 32)
+    return out.tobytes()
+
+
+def q8_k_fields(data):
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, QK8_K_BYTES)
+    d = raw[:, 0:4].copy().view(F32)[:, 0]
+    q = raw[:, 4:4 + QK_K].copy().view(np.int8).astype(np.int64)
+    bsums = raw[:, 4 + QK_K:].copy().view(np.int16).astype(np.int64)
+    return d, q, bsums
+
+
+def dequantize_q8_k(data):
+    d, q, _ = q8_k_fields(data)
+    return (q.astype(F32) * d[:, None]).astype(F32).ravel()
+
+
+def generic_dot(d, lanes, dmin=None, min_sums=None):
+    """ggml's generic K-quant vec_dot order: sums[l] += d_b*lanes_b[l] per block, sumf -=
+    dmin_b*min_sum_b per block (Q4_K), then sumf += sums[l] for l = 0..7, all in fp32."""
+    sums = np.zeros(8, dtype=F32)
+    sumf = F32(0)
+    for b in range(len(d)):
+        sums = (sums + (d[b] * lanes[b].astype(F32)).astype(F32)).astype(F32)
+        if dmin is not None:
+            sumf = F32(sumf - F32(dmin[b] * F32(min_sums[b])))
+    for l in range(8):
+        sumf = F32(sumf + sums[l])
+    return sumf
+
+
+def vec_dot_q4_k_q8_k(w_data, x_data):
+    raw = np.frombuffer(w_data, dtype=np.uint8).reshape(-1, 144)
+    xd, xq, bsums = q8_k_fields(x_data)
+    sc, mn = q4_k_scales_mins(raw[:, 4:16])
+    qs = raw[:, 16:].reshape(-1, 4, 32)
+    q = np.stack([qs & 15, qs >> 4], axis=2).reshape(-1, 8, 32).astype(np.int64)
+    products = sc.astype(np.int64)[:, :, None] * q * xq.reshape(-1, 8, 32)
+    lanes = products.reshape(-1, QK_K // 8, 8).sum(axis=1)        # lane = index mod 8
+    min_sums = (bsums * np.repeat(mn.astype(np.int64), 2, axis=1)).sum(axis=1)
+    d = (f16_at(raw, 0)[:, 0] * xd).astype(F32)
+    dmin = (f16_at(raw, 2)[:, 0] * xd).astype(F32)
+    return generic_dot(d, lanes, dmin, min_sums)
+
+
+def vec_dot_q6_k_q8_k(w_data, x_data):
+    raw = np.frombuffer(w_data, dtype=np.uint8).reshape(-1, 210)
+    xd, xq, _ = q8_k_fields(x_data)
+    ql = raw[:, 0:128].astype(np.int64).reshape(-1, 2, 64)
+    qh = raw[:, 128:192].astype(np.int64).reshape(-1, 2, 32)
+    sc = raw[:, 192:208].copy().view(np.int8).astype(np.int64)
+    parts = [((ql[:, :, 0:32] & 15) | ((qh & 3) << 4)), ((ql[:, :, 32:64] & 15) | (((qh >> 2) & 3) << 4)),
+             ((ql[:, :, 0:32] >> 4) | (((qh >> 4) & 3) << 4)), ((ql[:, :, 32:64] >> 4) | (((qh >> 6) & 3) << 4))]
+    q = np.concatenate(parts, axis=2).reshape(-1, QK_K) - 32       # element order
+    products = np.repeat(sc, 16, axis=1) * q * xq
+    lanes = products.reshape(-1, QK_K // 8, 8).sum(axis=1)
+    d = (f16_at(raw, 208)[:, 0] * xd).astype(F32)
+    return generic_dot(d, lanes)
+
+
 def main():
     directory = sys.argv[1]
     path = lambda name: os.path.join(directory, name)
@@ -127,6 +214,18 @@ def main():
     for name, dequantize in [("q4_k", dequantize_q4_k), ("q6_k", dequantize_q6_k)]:
         with open(path(name + ".bin"), "rb") as f:
             outputs[name + ".deq.f32"] = dequantize(f.read()).tobytes()
+    if rows.size >= QK_K:
+        q8_k = quantize_q8_k(rows[:rows.size // QK_K * QK_K])
+        outputs["q8_k.bin"] = q8_k
+        outputs["q8_k.deq.f32"] = dequantize_q8_k(q8_k).tobytes()
+        for name, block_bytes, dot in [("q4_k", 144, vec_dot_q4_k_q8_k), ("q6_k", 210, vec_dot_q6_k_q8_k)]:
+            with open(path(name + ".bin"), "rb") as f:
+                weights = f.read()
+            m = min(len(weights) // block_bytes, len(q8_k) // QK8_K_BYTES)
+            dots = [dot(weights[i * block_bytes:(i + 1) * block_bytes],
+                        q8_k[i * QK8_K_BYTES:(i + 1) * QK8_K_BYTES]) for i in range(m)]
+            dots.append(dot(weights[:m * block_bytes], q8_k[:m * QK8_K_BYTES]))
+            outputs[name + "_q8_k.dot.f32"] = np.array(dots, dtype=F32).tobytes()
     for name, data in outputs.items():
         with open(path(name), "wb") as f:
             f.write(data)
