@@ -7,34 +7,14 @@
 // Request lines: {"text": str, "add_special": bool} → {"ids": [...], "offsets": [[s, e], ...]}.
 // Exits 3 without output when the package is not installed (callers report SKIP).
 'use strict';
-let Tokenizer;
-try {
-  ({ Tokenizer } = require('tokenizers'));
-} catch (e) {
-  process.exit(3);
-}
-const fs = require('fs');
+const { answerRequests } = require('../reference/tokenizer_jsonl.js');
 
-async function main() {
-  const tokenizer = Tokenizer.fromFile(process.argv[2]);
-  const lines = fs.readFileSync(0, 'utf8').split('\n').filter((l) => l.length > 0);
-  const out = [];
-  for (const line of lines) {
-    const request = JSON.parse(line);
-    const encoding = await tokenizer.encode(request.text, null, {
-      addSpecialTokens: request.add_special,
-    });
-    out.push(
-      JSON.stringify({
-        ids: Array.from(encoding.getIds()),
-        offsets: encoding.getOffsets().map((o) => [o[0], o[1]]),
-      }),
-    );
-  }
-  fs.writeFileSync(1, out.join('\n') + '\n');
-}
-
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
+answerRequests(async (tokenizer, request) => {
+  const encoding = await tokenizer.encode(request.text, null, {
+    addSpecialTokens: request.add_special,
+  });
+  return {
+    ids: Array.from(encoding.getIds()),
+    offsets: encoding.getOffsets().map((o) => [o[0], o[1]]),
+  };
 });
