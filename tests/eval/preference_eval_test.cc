@@ -23,6 +23,7 @@
 #include "eval/preference_eval.h"
 #include "llama/model.h"
 #include "llama/session.h"
+#include "../llama/checkpoint_test_util.h"
 
 namespace tulu {
 namespace {
@@ -184,25 +185,7 @@ LlamaConfig tiny_config(bool tie) {
 
 // Seeded F32 weights with tests/reference/hf_checkpoint.py's scales (O(1) logits).
 std::unique_ptr<LlamaModel> random_model(const LlamaConfig& config, uint32_t seed) {
-  TensorStore store;
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (const ParamSpec& spec : llama_param_specs(config)) {
-    TensorView view;
-    view.dtype = DType::F32;
-    view.shape = spec.shape;
-    const auto n = static_cast<size_t>(view.numel());
-    auto* data = static_cast<float*>(store.allocate(n * sizeof(float)));
-    const float scale = spec.shape.size() == 2 && spec.name != "model.embed_tokens.weight"
-                            ? 1.0f / std::sqrt(static_cast<float>(spec.shape[1]))
-                            : 1.0f;
-    for (size_t i = 0; i < n; ++i) {
-      data[i] = spec.shape.size() == 1 ? 1.0f + 0.1f * normal(gen) : scale * normal(gen);
-    }
-    view.data = data;
-    store.add(spec.name, view, "memory");
-  }
-  return std::make_unique<LlamaModel>(config, std::move(store), "memory");
+  return testing_util::random_llama_model(config, seed);
 }
 
 std::vector<int> random_ids(std::mt19937& gen, int length, int vocab) {

@@ -18,44 +18,17 @@
 #include "llama/model.h"
 #include "llama/session.h"
 #include "tokenizer/tokenizer.h"
+#include "../llama/checkpoint_test_util.h"
 
 namespace tulu {
 namespace {
 
-constexpr int kVocab = 32000;  // the Llama 2 tokenizer's
-
-std::unique_ptr<LlamaModel> random_model(uint32_t seed, int max_positions = 256) {
-  LlamaConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = kVocab;
-  c.rms_norm_eps = 1e-6;
-  c.max_position_embeddings = max_positions;
+// The tiny shape with the Llama 2 tokenizer's BOS and EOS ids.
+std::unique_ptr<LlamaModel> random_model(uint32_t seed) {
+  LlamaConfig c = testing_util::tiny_llama_config();
   c.bos_token_ids = {1};
   c.eos_token_ids = {2};
-  TensorStore store;
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (const ParamSpec& spec : llama_param_specs(c)) {
-    TensorView view;
-    view.dtype = DType::F32;
-    view.shape = spec.shape;
-    const auto n = static_cast<size_t>(view.numel());
-    auto* data = static_cast<float*>(store.allocate(n * sizeof(float)));
-    // O(1) logits: embeddings N(0, 1), linear weights N(0, 1/in), norms near 1.
-    const bool linear = spec.shape.size() == 2 && spec.name != "model.embed_tokens.weight";
-    const float scale = linear ? 1.0f / std::sqrt(static_cast<float>(spec.shape[1])) : 1.0f;
-    for (size_t i = 0; i < n; ++i) {
-      data[i] = spec.shape.size() == 1 ? 1.0f + 0.1f * normal(gen) : scale * normal(gen);
-    }
-    view.data = data;
-    store.add(spec.name, view, "memory");
-  }
-  return std::make_unique<LlamaModel>(c, std::move(store), "memory");
+  return testing_util::random_llama_model(c, seed);
 }
 
 class GeneratorTest : public ::testing::Test {

@@ -18,6 +18,7 @@
 #include "llama/model.h"
 #include "llama/session.h"
 #include "tensor/quant_blocks.h"
+#include "checkpoint_test_util.h"
 
 namespace tulu {
 namespace {
@@ -38,25 +39,7 @@ LlamaConfig quant_config() {
   return c;
 }
 
-// Random F32 weights: linear layers N(0, 1/in), embeddings N(0, 1), norms 1 + N(0, 0.1).
-std::vector<std::pair<ParamSpec, std::vector<float>>> random_weights(const LlamaConfig& c,
-                                                                     uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<std::pair<ParamSpec, std::vector<float>>> out;
-  for (const ParamSpec& spec : llama_param_specs(c)) {
-    int64_t n = 1;
-    for (int64_t d : spec.shape) n *= d;
-    const bool matrix = spec.shape.size() == 2;
-    const float scale = matrix && spec.name != "model.embed_tokens.weight"
-                            ? 1.0f / std::sqrt(static_cast<float>(spec.shape[1]))
-                            : 1.0f;
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = matrix ? scale * normal(gen) : 1.0f + 0.1f * normal(gen);
-    out.emplace_back(spec, std::move(v));
-  }
-  return out;
-}
+using testing_util::random_llama_weights;
 
 // Builds a model whose matrices are stored as `dtype` (F32, Q8_0 or Q4_0); norms stay F32.
 // dequantized = true stores the quantized-then-dequantized values as F32 instead.
@@ -153,7 +136,7 @@ constexpr double kDecisiveMargin = 0.5;
 
 TEST(QuantAgreement, Top1AgreesWithF32OnAFixedPromptSet) {
   const LlamaConfig c = quant_config();
-  const auto weights = random_weights(c, 11);
+  const auto weights = random_llama_weights(c, 11);
   ThreadPool pool(2);
   const std::vector<float> reference = all_logits(*build_model(c, weights, DType::F32), pool);
   const auto vocab = static_cast<size_t>(c.vocab_size);

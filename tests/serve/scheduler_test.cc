@@ -22,39 +22,13 @@
 #include "core/error.h"
 #include "generate/generator.h"
 #include "serve/metrics.h"
+#include "../llama/checkpoint_test_util.h"
 
 namespace tulu {
 namespace {
 
 std::unique_ptr<LlamaModel> random_model(uint32_t seed) {
-  LlamaConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 32000;
-  c.rms_norm_eps = 1e-6;
-  c.max_position_embeddings = 256;
-  TensorStore store;
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (const ParamSpec& spec : llama_param_specs(c)) {
-    TensorView view;
-    view.dtype = DType::F32;
-    view.shape = spec.shape;
-    const auto n = static_cast<size_t>(view.numel());
-    auto* data = static_cast<float*>(store.allocate(n * sizeof(float)));
-    const bool linear = spec.shape.size() == 2 && spec.name != "model.embed_tokens.weight";
-    const float scale = linear ? 1.0f / std::sqrt(static_cast<float>(spec.shape[1])) : 1.0f;
-    for (size_t i = 0; i < n; ++i) {
-      data[i] = spec.shape.size() == 1 ? 1.0f + 0.1f * normal(gen) : scale * normal(gen);
-    }
-    view.data = data;
-    store.add(spec.name, view, "memory");
-  }
-  return std::make_unique<LlamaModel>(c, std::move(store), "memory");
+  return testing_util::random_llama_model(testing_util::tiny_llama_config(), seed);
 }
 
 struct Outcome {

@@ -5,9 +5,7 @@
 // comparison with a TRL / open-instruct transcription is tests/py/test_dpo_data_reference.py.
 #include "train/preference_data.h"
 
-#include <unistd.h>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "jsonl_file_fixture.h"
 
 namespace tulu {
 namespace {
@@ -221,28 +220,12 @@ TEST(PreferenceRow, BadRowsNameTheField) {
   EXPECT_THROW(encode_row(kUltra, zero), Error);
 }
 
-class PreferenceFile : public ::testing::Test {
+class PreferenceFile : public testing_util::JsonlFileTest {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("tulu_preference_data_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& content) {
-    const std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
-  }
+  PreferenceFile() : JsonlFileTest("preference_data") {}
   std::string load_error(const std::string& path, PreferenceDataOptions options = {}) {
-    try {
-      load_preference_jsonl(path, llama(), options);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "(no error)";
+    return error_of([&] { load_preference_jsonl(path, llama(), options); });
   }
-  std::filesystem::path dir_;
 };
 
 const std::string kGood = R"({"prompt": "p", "chosen": "good", "rejected": "bad"})";

@@ -5,9 +5,7 @@
 // open-instruct is tests/py/test_sft_data_reference.py.
 #include "train/sft_data.h"
 
-#include <unistd.h>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "jsonl_file_fixture.h"
 
 namespace tulu {
 namespace {
@@ -236,28 +235,12 @@ TEST(SftData, BadRowsNameTheField) {
                                        std::string(54, 'x') + "...");  // not inside the é
 }
 
-class SftFile : public ::testing::Test {
+class SftFile : public testing_util::JsonlFileTest {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("tulu_sft_data_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& content) {
-    const std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
-  }
+  SftFile() : JsonlFileTest("sft_data") {}
   std::string load_error(const std::string& path, SftDataOptions options = {}) {
-    try {
-      load_sft_jsonl(path, llama(), options);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "(no error)";
+    return error_of([&] { load_sft_jsonl(path, llama(), options); });
   }
-  std::filesystem::path dir_;
 };
 
 const std::string kGood =
