@@ -275,9 +275,9 @@ double train(Session& s, TrainerState& state, AdamW& optimizer, int64_t num_toke
                        {},
                        {}};
   parts.gradient = [&](const EpochPlan& epoch_plan, int64_t first, int64_t end) {
-    stats = accumulate_dpo_step_gradient(s.model, s.params.data(), s.grads.data(), s.ref.train,
-                                         s.seqs, step_pairs(epoch_plan, first, end),
-                                         s.options.loss);
+    stats =
+        accumulate_dpo_step_gradient(s.model, s.params.data(), s.grads.data(), s.ref.train, s.seqs,
+                                     step_pairs(epoch_plan, first, end), s.options.loss);
     return StepGradient{stats.metrics.loss(), stats.target_tokens};
   };
   parts.report = [&](const StepDone& done, MetricsLog& log, TrainProgress& progress) {

@@ -160,8 +160,13 @@ double train(Session& s, TrainerState& state, AdamW& optimizer, int64_t num_toke
                    {"learning_rate", done.learning_rate},
                    {"num_tokens", done.num_tokens},
                    {"mean_token_accuracy", stats.accuracy}});
-    progress.update({done.step, done.epoch, done.loss, done.learning_rate, done.grad_norm,
-                     stats.input_tokens, {}});
+    progress.update({done.step,
+                     done.epoch,
+                     done.loss,
+                     done.learning_rate,
+                     done.grad_norm,
+                     stats.input_tokens,
+                     {}});
   };
   if (s.eval_data != nullptr) {
     parts.evaluate = [&](int64_t step, MetricsLog& log, TrainProgress& progress) {

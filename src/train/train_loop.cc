@@ -24,9 +24,8 @@ EpochPlan plan_epoch_checked(const std::vector<int64_t>& lengths, const BatchPla
 }
 
 OptimizerStepResult apply_optimizer_step(std::vector<float>& params, std::vector<float>& grads,
-                                         AdamW& optimizer, const LrSchedule& schedule,
-                                         double clip, double loss, int64_t global_step,
-                                         ThreadPool& pool) {
+                                         AdamW& optimizer, const LrSchedule& schedule, double clip,
+                                         double loss, int64_t global_step, ThreadPool& pool) {
   OptimizerStepResult result;
   result.grad_norm = clip_grad_norm(grads.data(), grads.size(), clip);
   TULU_CHECK(std::isfinite(loss) && std::isfinite(result.grad_norm), "training diverged at step ",
@@ -55,7 +54,8 @@ double run_train_loop(const TrainLoopParts& parts, TrainerState& state, AdamW& o
                          isatty(STDERR_FILENO) != 0);
   const int64_t per_epoch = plan.micro_batches_per_epoch;
   while (state.global_step < plan.total_steps) {
-    const EpochPlan epoch_plan = plan_epoch_checked(parts.lengths, parts.batch_options, plan, state);
+    const EpochPlan epoch_plan =
+        plan_epoch_checked(parts.lengths, parts.batch_options, plan, state);
     while (state.global_step < plan.total_steps) {
       const int64_t first = state.micro_batch_in_epoch;
       const int64_t end = std::min(first + plan.grad_accum, per_epoch);
@@ -68,9 +68,9 @@ double run_train_loop(const TrainLoopParts& parts, TrainerState& state, AdamW& o
       last_loss = gradient.loss;
       const int64_t step = state.global_step;
       const double epoch = static_cast<double>(step) / static_cast<double>(plan.steps_per_epoch);
-      parts.report(StepDone{step, epoch, gradient.loss, update.learning_rate, update.grad_norm,
-                            num_tokens},
-                   metrics, progress);
+      parts.report(
+          StepDone{step, epoch, gradient.loss, update.learning_rate, update.grad_norm, num_tokens},
+          metrics, progress);
 
       const bool last = step == plan.total_steps;
       const bool eval_due = o.eval_every > 0 ? step % o.eval_every == 0 : epoch_end;

@@ -44,9 +44,8 @@ struct OptimizerStepResult {
 // ("training diverged at step <global_step + 1>"), updates params with AdamW at the
 // schedule's rate for global_step, and zeroes grads for the next step.
 OptimizerStepResult apply_optimizer_step(std::vector<float>& params, std::vector<float>& grads,
-                                         AdamW& optimizer, const LrSchedule& schedule,
-                                         double clip, double loss, int64_t global_step,
-                                         ThreadPool& pool);
+                                         AdamW& optimizer, const LrSchedule& schedule, double clip,
+                                         double loss, int64_t global_step, ThreadPool& pool);
 
 // Moves state past the step that used micro-batches up to `end` of an epoch of `per_epoch`:
 // global_step + 1, and the next epoch when `end` closes this one. Returns whether it did.
@@ -60,8 +59,8 @@ struct StepGradient {
 
 // What the loop tells a trainer after a step's update, for its metrics row and progress line.
 struct StepDone {
-  int64_t step = 0;   // global step just finished (1-based)
-  double epoch = 0;   // step / steps_per_epoch
+  int64_t step = 0;  // global step just finished (1-based)
+  double epoch = 0;  // step / steps_per_epoch
   double loss = 0;
   double learning_rate = 0;
   double grad_norm = 0;
