@@ -167,14 +167,9 @@ TEST(EvalProgress, RendersRateAndEta) {
 
 // --- score_preference_pairs on random models ---------------------------------------------
 
+// The tiny shape with a 97-token vocabulary and 48 positions.
 LlamaConfig tiny_config(bool tie) {
-  LlamaConfig c;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
+  LlamaConfig c = testing_util::tiny_llama_config();
   c.vocab_size = 97;
   c.rms_norm_eps = 1e-5;
   c.rope_theta = 10000.0;

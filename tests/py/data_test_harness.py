@@ -90,6 +90,18 @@ class BadRowHarness:
         rc, out, err = self.run(["-m", self.model, "--data", mixed])
         self.check("mixed without --skip-bad-rows", rc, err, 1, [f"{mixed}:2: invalid JSON"])
 
+    def check_rows(self, bad_rows, utf8_row, utf8_byte, skipped_utf8_row):
+        """check_bad_rows, check_invalid_utf8(utf8_row, utf8_byte) and
+        check_skip_bad_rows(bad_rows, skipped_utf8_row)."""
+        self.check_bad_rows(bad_rows)
+        self.check_invalid_utf8(utf8_row, utf8_byte)
+        self.check_skip_bad_rows(bad_rows, skipped_utf8_row)
+
+    def check_file_cases(self, cases):
+        """The files every data command refuses with exit 1 (missing, empty, blank lines only,
+        a directory), then `cases` (title, args after --model, words)."""
+        self.check_cases(self.common_file_cases() + cases, 1)
+
     def common_file_cases(self):
         """(title, args, words) every data command fails on with exit 1 (after --model)."""
         return [

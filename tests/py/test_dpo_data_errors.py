@@ -52,19 +52,17 @@ BAD_ROWS = [
 
 def main():
     h = BadRowHarness("dpo-data", "dpo_data_errors", GOOD)
-    h.check_bad_rows(BAD_ROWS)
-    h.check_invalid_utf8(b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}', 16)
-    h.check_skip_bad_rows(BAD_ROWS, b'{"prompt": "\xff"}')
+    h.check_rows(BAD_ROWS, b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}', 16, b'{"prompt": "\xff"}')
 
     good = h.good
-    h.check_cases(h.common_file_cases() + [
+    h.check_file_cases([
         ("everything cut away", ["--data", h.write("cut.jsonl", good + "\n" + good + "\n"), "--max-length", "5"],
          ["no usable pair: 2 read, 2 with an empty completion", "max_length 5"]),
         ("prompt cut but no room", ["--data", h.write("cut2.jsonl", good + "\n"), "--max-length", "3",
                                     "--max-prompt-length", "3"], ["no usable pair: 1 read, 1 with an empty"]),
         ("all bad, skipped", ["--data", h.write("allbad.jsonl", "1\n2\n"), "--skip-bad-rows"],
          ["no usable pair: 2 read", "2 bad (first: "]),
-    ], 1)
+    ])
     g = h.write("g.jsonl", good + "\n")
     h.check_missing_tokenizer(g)
 

@@ -39,21 +39,19 @@ BAD_ROWS = [
 
 def main():
     h = BadRowHarness("sft-data", "sft_data_errors", GOOD)
-    h.check_bad_rows(BAD_ROWS)
-    h.check_invalid_utf8(b'{"text": "caf\xe9"}', 14)
-    h.check_skip_bad_rows(BAD_ROWS, b'{"text": "\xff"}')
+    h.check_rows(BAD_ROWS, b'{"text": "caf\xe9"}', 14, b'{"text": "\xff"}')
 
     # Files: missing, empty, only blank lines, a directory, all rows without a target, all
     # bad with skip.
     good = h.good
-    h.check_cases(h.common_file_cases() + [
+    h.check_file_cases([
         ("no row with a target", ["--data", h.write("prompts.jsonl", '{"messages": [{"role": "user", "content": "x"}]}\n')],
          ["no usable row: 1 read, 1 without a target token"]),
         ("everything cut away", ["--data", h.write("cut.jsonl", good + "\n"), "--max-seq-length", "3"],
          ["no usable row", "max_seq_length 3"]),
         ("all bad, skipped", ["--data", h.write("allbad.jsonl", "1\n2\n"), "--skip-bad-rows"],
          ["no usable row: 2 read", "2 bad (first: "]),
-    ], 1)
+    ])
     g = h.write("g.jsonl", good + "\n")
     h.check_missing_tokenizer(g)
 
