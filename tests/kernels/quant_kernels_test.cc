@@ -18,25 +18,17 @@
 #include "kernels/matmul.h"
 #include "kernels/quant_dot.h"
 #include "kernels/quant_dot_k.h"
+#include "quant_test_util.h"
 #include "tensor/half.h"
 #include "tensor/quant_blocks.h"
 
 namespace tulu {
 namespace {
 
-constexpr double kEps = 1.0 / (1 << 23);  // fp32 unit roundoff × 2
+using quant_test::dot_bound;
+using quant_test::scaled_normals;
 
-std::vector<float> scaled_normals(size_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_real_distribution<float> exponent(-4.0f, 3.0f);
-  std::vector<float> v(n);
-  for (size_t b = 0; b < n / 32; ++b) {
-    const float scale = std::pow(10.0f, exponent(gen));
-    for (size_t j = 0; j < 32; ++j) v[b * 32 + j] = scale * normal(gen);
-  }
-  return v;
-}
+constexpr double kEps = 1.0 / (1 << 23);  // fp32 unit roundoff × 2
 
 // Q8_0: q = round(x/d) with d = amax/127, so |x − q·d| ≤ d/2; storing f16(d) adds
 // |q|·|d − f16(d)|; x·(1/d) instead of x/d may move a value within 2⁻²² of a half to the
@@ -118,27 +110,6 @@ TEST(QuantRoundTrip, AllZeroBlocksHaveZeroScale) {
     for (int j = 0; j < 32; ++j) EXPECT_EQ(q8[b].qs[j], 0);
     for (int j = 0; j < 16; ++j) EXPECT_EQ(q4[b].qs[j], 0x88);  // q = 8 → value 0
   }
-}
-
-// Bound on |fast − ref| for one row pair: both sum the same exact integer block sums scaled
-// by the same fp32 d_w·d_x; they differ only in fp32 accumulation order (ref: one running
-// sum; fast: 8 lanes × 2 accumulators with fused multiply-add, then a tree). With T =
-// Σ_b |d_w·d_x|·Σ_j |q_w·q_x|, each result is within (blocks + 8)·ε·T of the exact sum.
-template <typename WBlock>
-double dot_bound(const WBlock* w, const BlockQ8_0* x, size_t blocks) {
-  std::vector<float> wv(blocks * 32);
-  dequantize_row(w, std::is_same_v<WBlock, BlockQ8_0> ? DType::Q8_0 : DType::Q4_0, wv.size(),
-                 wv.data());
-  double total = 0.0;
-  for (size_t b = 0; b < blocks; ++b) {
-    const double dw = f16_to_f32(w[b].d),
-                 scale = static_cast<double>(f16_to_f32(w[b].d) * f16_to_f32(x[b].d));
-    double sum = 0.0;
-    for (size_t j = 0; j < 32; ++j)
-      sum += std::fabs((dw != 0 ? std::round(wv[b * 32 + j] / dw) : 0.0) * x[b].qs[j]);
-    total += std::fabs(scale) * sum;
-  }
-  return 2.0 * static_cast<double>(blocks + 8) * 0x1p-24 * total + 1e-30;
 }
 
 const QuantPath kPaths[] = {QuantPath::kVnni, QuantPath::kAvx2, QuantPath::kGeneric};
