@@ -24,6 +24,7 @@
 #include "kernels/matmul.h"
 #include "llama/model.h"
 #include "llama/session.h"
+#include "kv_type_option.h"
 
 namespace tulu::cli {
 
@@ -35,6 +36,7 @@ struct BenchOptions {
   int n_gen = 128;
   int reps = 5;
   std::string output = "md";
+  KvTypeOption kv_type;
 };
 
 struct TestResult {
@@ -176,6 +178,7 @@ struct RunInfo {
   std::string model_dir;
   int threads = 0;
   double load_ms = 0;
+  KvType kv_type = KvType::F32;
   uint64_t kv_cache_bytes = 0;
 };
 
@@ -194,8 +197,8 @@ Json to_json(const TestResult& t, const ModelFacts& m, const RunInfo& run) {
   j["n_batch"] = std::max(t.n_prompt, 1);
   j["n_ubatch"] = std::max(t.n_prompt, 1);
   j["n_threads"] = run.threads;
-  j["type_k"] = "f32";
-  j["type_v"] = "f32";
+  j["type_k"] = std::string(kv_type_name(run.kv_type));  // llama-bench's names: "f32", "f16"
+  j["type_v"] = std::string(kv_type_name(run.kv_type));
   j["use_mmap"] = true;
   j["n_prompt"] = t.n_prompt;
   j["n_gen"] = t.n_gen;
@@ -239,10 +242,11 @@ void print_markdown(const std::vector<TestResult>& tests, const ModelFacts& m, c
     std::printf("| %s | %s | %s | CPU | %d | %s | %.2f ± %.2f |\n", m.type.c_str(),
                 human_size(m.size).c_str(), params, run.threads, test, mean(ts), stddev(ts));
   }
-  std::printf("\nload: %.1f ms; peak RSS: %s (weights %s + KV cache %s + workspaces); "
+  std::printf("\nload: %.1f ms; peak RSS: %s (weights %s + KV cache %s %s + workspaces); "
               "weights read per generated token: %s; kernels: %s; BLAS: OpenBLAS %s\n",
               run.load_ms, human_size(peak_rss_bytes()).c_str(), human_size(m.size).c_str(),
-              human_size(run.kv_cache_bytes).c_str(), human_size(m.bytes_per_token).c_str(),
+              human_size(run.kv_cache_bytes).c_str(), std::string(kv_type_name(run.kv_type)).c_str(),
+              human_size(m.bytes_per_token).c_str(),
               kernel_target_name().c_str(), blas_core_name());
 }
 
@@ -251,6 +255,7 @@ int run_bench(const BenchOptions& o) {
              "'");
   TULU_CHECK(o.n_prompt > 0 || o.n_gen > 0, "nothing to measure: -p and -n are both 0");
   RunInfo run;
+  run.kv_type = o.kv_type.resolve();
   run.model_dir = o.model.model_dir;
   run.threads = resolve_threads(o.model.threads);
   const auto load_start = Clock::now();
@@ -263,9 +268,9 @@ int run_bench(const BenchOptions& o) {
              ")");
   ThreadPool pool(run.threads);
   // The prompt is one batch, as llama-bench's (n_ubatch = 512 ≥ p by default).
-  Session session(*model, std::max(o.n_prompt, o.n_gen), pool, std::max(o.n_prompt, 1));
-  run.kv_cache_bytes = 2ull * sizeof(float) * static_cast<uint64_t>(c.num_hidden_layers) *
-                       static_cast<uint64_t>(session.capacity()) * static_cast<uint64_t>(c.kv_dim());
+  Session session(*model, std::max(o.n_prompt, o.n_gen), pool, std::max(o.n_prompt, 1),
+                  run.kv_type);
+  run.kv_cache_bytes = session.kv_cache_bytes();
   const ModelFacts facts = model_facts(*model);
   const int token = bench_token(*model);
 
@@ -294,6 +299,7 @@ RunFunction setup(CLI::App& app) {
       ->check(CLI::Range(1, 1000));
   app.add_option("-o,--output", o->output, "md (a table) or json (llama-bench's JSON fields)")
       ->check(CLI::IsMember({"md", "json"}));
+  o->kv_type.add_to(app);
   return [o] { return run_bench(*o); };
 }
 

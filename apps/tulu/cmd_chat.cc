@@ -53,6 +53,7 @@ std::string trim(const std::string& s) {
 double per_second(int tokens, double seconds) { return seconds > 0.0 ? tokens / seconds : 0.0; }
 
 int run_chat(const ChatCommand& c) {
+  const KvType kv_type = c.generation.kv_type.resolve();
   const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(c.model.model_dir);
   const ChatFormat format = c.generation.chat_format.empty()
                                 ? chat_format_for_model(c.model.model_dir)
@@ -71,7 +72,7 @@ int run_chat(const ChatCommand& c) {
   const int ctx_size = c.generation.ctx_size > 0 ? c.generation.ctx_size
                                                  : std::min(max_positions, kDefaultChatContext);
   ThreadPool pool(resolve_threads(c.model.threads));
-  Session session(*model, ctx_size, pool);
+  Session session(*model, ctx_size, pool, Session::kDefaultMaxBatch, kv_type);
 
   const bool interactive = isatty(STDIN_FILENO) != 0;
   if (interactive) {

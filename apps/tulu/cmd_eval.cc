@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "command.h"
+#include "kv_type_option.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/json.h"
@@ -61,6 +62,7 @@ struct PrefsOptions {
   std::string json_path;
   std::string per_pair_path;
   int threads = 0;
+  KvTypeOption kv_type;
   bool no_progress = false;
 };
 
@@ -89,10 +91,11 @@ void validate(const PrefsOptions& o) {
 
 std::vector<PairScores> score_with_progress(const LlamaModel& model,
                                             const std::vector<PreferencePair>& pairs,
-                                            ThreadPool& pool, const char* label, bool progress) {
+                                            ThreadPool& pool, const char* label, bool progress,
+                                            KvType kv_type) {
   EvalProgress bar(label, "pairs", progress, stderr, isatty(STDERR_FILENO) != 0);
   std::vector<PairScores> scores = score_preference_pairs(
-      model, pairs, pool, [&](int64_t done, int64_t total) { bar.update(done, total); });
+      model, pairs, pool, [&](int64_t done, int64_t total) { bar.update(done, total); }, kv_type);
   bar.finish();
   return scores;
 }
@@ -131,6 +134,7 @@ void write_output(const std::string& path, const std::string& text) {
 
 int run_prefs(const PrefsOptions& o) {
   validate(o);
+  const KvType kv_type = o.kv_type.resolve();
   const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(o.model);
   const std::unique_ptr<LlamaModel> policy = LlamaModel::load(o.model);
   std::unique_ptr<LlamaModel> reference;
@@ -165,10 +169,11 @@ int run_prefs(const PrefsOptions& o) {
   ThreadPool pool(resolve_threads(o.threads));
   const bool progress = !o.no_progress;
   const std::vector<PairScores> policy_scores =
-      score_with_progress(*policy, dataset.pairs, pool, "policy", progress);
+      score_with_progress(*policy, dataset.pairs, pool, "policy", progress, kv_type);
   std::vector<PairScores> reference_scores;
   if (reference) {
-    reference_scores = score_with_progress(*reference, dataset.pairs, pool, "reference", progress);
+    reference_scores =
+        score_with_progress(*reference, dataset.pairs, pool, "reference", progress, kv_type);
   }
   const PreferenceReport report = summarize_preferences(policy_scores, reference_scores, o.beta);
 
@@ -215,6 +220,7 @@ void setup_prefs(CLI::App& app, PrefsOptions& o) {
                  "('-': stdout, no table)");
   app.add_option("-t,--threads", o.threads, "compute threads (0 = all hardware threads)")
       ->check(CLI::Range(0, 1024));
+  o.kv_type.add_to(app);
   app.add_flag("--no-progress", o.no_progress, "no progress line on stderr");
 }
 

@@ -46,6 +46,7 @@ double per_second(int tokens, double seconds) { return seconds > 0.0 ? tokens / 
 int run_generate(const GenerateCommand& c) {
   TULU_CHECK(c.chat || c.system.empty(), "--system needs --chat");
   TULU_CHECK(c.chat || c.generation.chat_format.empty(), "--chat-format needs --chat");
+  const KvType kv_type = c.generation.kv_type.resolve();
   const std::unique_ptr<Tokenizer> tokenizer = load_model_tokenizer(c.model.model_dir);
   std::string text = c.prompt;
   std::string format_name;
@@ -84,7 +85,7 @@ int run_generate(const GenerateCommand& c) {
              c.generation.ctx_size > 0 ? " (--ctx-size)" : " (the model's max_position_embeddings)");
 
   ThreadPool pool(resolve_threads(c.model.threads));
-  Session session(*model, ctx_size, pool);
+  Session session(*model, ctx_size, pool, Session::kDefaultMaxBatch, kv_type);
   const bool stream = !c.output_json;
   const GenerateResult result =
       generate(session, *tokenizer, prompt_ids, options, [&](std::string_view piece) {

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "llama/model.h"
+#include "kv_type_option.h"
 #include "llama/session.h"
 #include "npy.h"
 
@@ -32,6 +33,7 @@ struct LogitsOptions {
   bool incremental = false;
   int prefill = 0;
   int max_batch = Session::kDefaultMaxBatch;
+  KvTypeOption kv_type;
   std::string dump_dir;
 };
 
@@ -88,10 +90,11 @@ int run_logits(const LogitsOptions& o) {
   TULU_CHECK(!o.incremental || o.prefill <= static_cast<int>(ids.size()), "--prefill ", o.prefill,
              " is larger than the number of ids (", ids.size(), ")");
   TULU_CHECK(o.incremental || o.prefill == 0, "--prefill needs --incremental");
+  const KvType kv_type = o.kv_type.resolve();
   const std::unique_ptr<LlamaModel> model = LlamaModel::load(o.model.model_dir);
   const auto vocab = static_cast<size_t>(model->config().vocab_size);
   ThreadPool pool(resolve_threads(o.model.threads));
-  Session session(*model, static_cast<int>(ids.size()), pool, o.max_batch);
+  Session session(*model, static_cast<int>(ids.size()), pool, o.max_batch, kv_type);
   ActivationDump dump;
   if (!o.dump_dir.empty()) {
     session.set_activation_trace([&dump](const std::string& name, int64_t rows, int64_t cols,
@@ -117,8 +120,8 @@ int run_logits(const LogitsOptions& o) {
               << " … " << dump.order.back() << ")\n";
   }
   std::cout << o.output << ": float32 logits [" << ids.size() << ", " << vocab << "] ("
-            << (o.incremental ? "incremental" : "one batch") << ", " << pool.num_threads()
-            << " threads)\n";
+            << (o.incremental ? "incremental" : "one batch") << ", " << kv_type_name(kv_type)
+            << " KV cache, " << pool.num_threads() << " threads)\n";
   return 0;
 }
 
@@ -135,6 +138,7 @@ RunFunction setup(CLI::App& app) {
   app.add_option("--max-batch", o->max_batch,
                  "tokens per forward batch (longer prompts run in chunks)")
       ->check(CLI::Range(1, 1 << 20));
+  o->kv_type.add_to(app);
   app.add_option("--dump-activations", o->dump_dir,
                  "debugging: also write every traced intermediate activation as DIR/<name>.npy");
   return [o] { return run_logits(*o); };

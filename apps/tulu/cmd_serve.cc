@@ -1,7 +1,7 @@
 // tulu serve: the OpenAI- and text-generation-inference-compatible HTTP server.
 //
 //   tulu serve -m DIR [--host 127.0.0.1] [--port 8080] [--slots 4] [--ctx-size 2048]
-//              [--api-key KEY] [-t N] [--chat-format NAME] [--queue 64]
+//              [--api-key KEY] [-t N] [--chat-format NAME] [--queue 64] [--kv-type f32|f16]
 // Prints "tulu serve: listening on http://HOST:PORT ..." on stdout once it accepts
 // connections (with --port 0, the port the system chose). SIGTERM / SIGINT: stop taking new
 // generation requests, finish those in flight, exit 0. See docs/serving.md.
@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "command.h"
+#include "kv_type_option.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "generate/generation_defaults.h"
@@ -36,6 +37,7 @@ struct ServeCommand {
   ModelOptions model;
   HttpServerOptions http;
   SchedulerOptions scheduler;
+  KvTypeOption kv_type;
   std::string chat_format;
   std::string model_name;
   double drain_seconds = 60.0;
@@ -52,6 +54,7 @@ extern "C" void on_stop_signal(int signo) {
 }
 
 int run_serve(ServeCommand& c) {
+  c.scheduler.kv_type = c.kv_type.resolve();
   TULU_CHECK(pipe(g_signal_pipe) == 0, "cannot create a pipe for signal handling");
   struct sigaction action = {};
   action.sa_handler = on_stop_signal;
@@ -102,9 +105,10 @@ int run_serve(ServeCommand& c) {
   signal_thread.detach();  // stays blocked in read when the server ends otherwise
 
   std::printf(
-      "tulu serve: listening on http://%s:%d (model %s, %d slots x %d tokens, chat "
-      "format %s)\n",
+      "tulu serve: listening on http://%s:%d (model %s, %d slots x %d tokens, %s KV cache, "
+      "chat format %s)\n",
       c.http.host.c_str(), port, name.c_str(), c.scheduler.slots, c.scheduler.ctx_size,
+      std::string(kv_type_name(c.scheduler.kv_type)).c_str(),
       std::string(chat_format_name(format)).c_str());
   std::fflush(stdout);
   server.listen();
@@ -127,6 +131,7 @@ RunFunction setup(CLI::App& app) {
                  "KV cache positions per slot: prompt + generated tokens (default: 2048 or the "
                  "model's max_position_embeddings if smaller)")
       ->check(CLI::Range(0, 1 << 24));
+  c->kv_type.add_to(app);
   app.add_option("--prefill-budget", c->scheduler.prefill_budget,
                  "prompt tokens evaluated per step over all new requests, between decode steps "
                  "of the running ones (larger: new requests start sooner, running streams "

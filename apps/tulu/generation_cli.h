@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "generate/generation_defaults.h"
+#include "kv_type_option.h"
 
 namespace tulu::cli {
 
@@ -20,6 +21,7 @@ struct GenerationCli {
   int64_t seed = 0;
   std::vector<std::string> stop_strings;
   int ctx_size = 0;
+  KvTypeOption kv_type;
   std::string chat_format;
   // The options, to tell which ones were given.
   CLI::Option *temperature_opt = nullptr, *top_p_opt = nullptr, *min_p_opt = nullptr,
@@ -55,6 +57,7 @@ struct GenerationCli {
                    "KV cache capacity in tokens, <= the model's max_position_embeddings "
                    "(default: " + ctx_default + ")")
         ->check(CLI::NonNegativeNumber);
+    kv_type.add_to(app);
     app.add_option("--chat-format", chat_format,
                    "tulu, llama-2-chat, zephyr or chatml (default: from tokenizer_config.json's "
                    "chat_template when known, else tulu)");

@@ -18,6 +18,7 @@
 #include "core/json.h"
 #include "core/thread_pool.h"
 #include "llama/model.h"
+#include "llama/session.h"
 #include "train/preference_data.h"
 
 namespace tulu {
@@ -37,9 +38,11 @@ using PairProgress = std::function<void(int64_t done, int64_t total)>;
 // Scores every pair with `model` (pairs in order; result[i] for pairs[i]). Throws tulu::Error
 // when a pair's prompt + longer completion exceeds the model's max_position_embeddings
 // (naming the pair's source line and the lengths) or an id is outside the vocabulary.
+// kv_type: the element type of the scoring session's KV cache (llama/session.h).
 std::vector<PairScores> score_preference_pairs(const LlamaModel& model,
                                                const std::vector<PreferencePair>& pairs,
-                                               ThreadPool& pool, const PairProgress& progress);
+                                               ThreadPool& pool, const PairProgress& progress,
+                                               KvType kv_type = KvType::F32);
 
 // The checks score_preference_pairs makes before computing anything — a non-empty prompt and
 // completions, prompt + longer completion ≤ max_position_embeddings, every id inside the

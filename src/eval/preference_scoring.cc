@@ -85,7 +85,8 @@ void check_preference_pairs(const LlamaModel& model, const std::vector<Preferenc
 
 std::vector<PairScores> score_preference_pairs(const LlamaModel& model,
                                                const std::vector<PreferencePair>& pairs,
-                                               ThreadPool& pool, const PairProgress& progress) {
+                                               ThreadPool& pool, const PairProgress& progress,
+                                               KvType kv_type) {
   check_preference_pairs(model, pairs);
   std::vector<PairScores> scores(pairs.size());
   if (pairs.empty()) return scores;
@@ -93,7 +94,7 @@ std::vector<PairScores> score_preference_pairs(const LlamaModel& model,
   // Cache capacity: prompt + longer completion − 1 (the last completion token is not an input).
   int64_t capacity = 1;
   for (const PreferencePair& pair : pairs) capacity = std::max(capacity, pair_positions(pair) - 1);
-  Session session(model, static_cast<int>(capacity), pool);
+  Session session(model, static_cast<int>(capacity), pool, Session::kDefaultMaxBatch, kv_type);
 
   std::vector<double> row_scratch;
   const auto total = static_cast<int64_t>(pairs.size());

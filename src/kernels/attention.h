@@ -1,6 +1,7 @@
 // Causal grouped-query attention over a KV cache, softmax in fp32, scale 1/sqrt(head_dim)
 // (Hugging Face's eager LlamaAttention with repeat_kv: query head h reads key/value head
-// h / (heads / kv_heads)).
+// h / (heads / kv_heads)). Keys/values are read as stored: fp32, or IEEE half (Half) widened
+// exactly to fp32 on load (the math stays fp32, as llama.cpp's f16 KV cache).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,12 @@
 #include "core/thread_pool.h"
 
 namespace tulu {
+
+// One KV cache element stored as IEEE binary16: raw bits, rounded from fp32 to nearest even
+// (f32_to_f16 in tensor/half.h, as torch's .half()). Same size and layout as uint16_t.
+struct Half {
+  uint16_t bits;
+};
 
 struct AttentionShape {
   int heads = 0;     // query heads
@@ -25,6 +32,11 @@ struct AttentionShape {
 // Threads: heads are split over the pool.
 void attention(const float* q, int64_t rows, int first_position, const float* keys,
                const float* values, const AttentionShape& shape, float* out, float* scores,
+               ThreadPool& pool);
+// The same over an F16 cache: each key/value widened exactly to fp32 as it is read (no
+// conversion pass over the cache), then the fp32 arithmetic above.
+void attention(const float* q, int64_t rows, int first_position, const Half* keys,
+               const Half* values, const AttentionShape& shape, float* out, float* scores,
                ThreadPool& pool);
 
 }  // namespace tulu

@@ -40,6 +40,7 @@ HWY_AFTER_NAMESPACE();
 
 #include "kernels/attention_ref.h"
 #include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
 
 namespace tulu {
 
@@ -47,6 +48,12 @@ HWY_EXPORT(CausalSoftmaxRowsImpl);
 
 int64_t attention_gemm_scratch_floats(int64_t rows, int64_t first_position, int threads) {
   return static_cast<int64_t>(std::max(1, threads)) * rows * (first_position + rows);
+}
+
+int64_t attention_gemm_f16_scratch_floats(int64_t rows, int64_t first_position, int64_t kv_dim,
+                                          int threads) {
+  return attention_gemm_scratch_floats(rows, first_position, threads) +
+         2 * (first_position + rows) * kv_dim;
 }
 
 void attention_gemm(const float* q, int64_t rows, int first_position, const float* keys,
@@ -77,11 +84,32 @@ void attention_gemm(const float* q, int64_t rows, int first_position, const floa
         (scores, rows, total, first_position, shape.head_dim);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows), hd,
                     static_cast<blasint>(total), 1.0f, scores, static_cast<blasint>(total),
-                    values + kv_offset, kv_dim, 0.0f, out + static_cast<int64_t>(h) * shape.head_dim,
-                    q_dim);
+                    values + kv_offset, kv_dim, 0.0f,
+                    out + static_cast<int64_t>(h) * shape.head_dim, q_dim);
       }
     }
   });
+}
+
+void attention_gemm(const float* q, int64_t rows, int first_position, const Half* keys,
+                    const Half* values, const AttentionShape& shape, float* out, float* scratch,
+                    ThreadPool& pool) {
+  if (rows <= 0) return;
+  if (force_generic_kernels())
+    return attention_ref(q, rows, first_position, keys, values, shape, out);
+  const int64_t total = first_position + rows;
+  const int64_t kv_dim = shape.kv_dim();
+  float* wide_keys =
+      scratch + attention_gemm_scratch_floats(rows, first_position, pool.num_threads());
+  float* wide_values = wide_keys + total * kv_dim;
+  // Cache rows split over the pool; keys and values of a row go to the same task.
+  pool.parallel_for(static_cast<size_t>(total), 16, [&](size_t begin, size_t end) {
+    const auto offset = static_cast<int64_t>(begin) * kv_dim;
+    const auto count = static_cast<size_t>(static_cast<int64_t>(end - begin) * kv_dim);
+    convert_to_f32(keys + offset, DType::F16, count, wide_keys + offset);
+    convert_to_f32(values + offset, DType::F16, count, wide_values + offset);
+  });
+  attention_gemm(q, rows, first_position, wide_keys, wide_values, shape, out, scratch, pool);
 }
 
 }  // namespace tulu

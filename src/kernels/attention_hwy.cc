@@ -6,6 +6,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include "kernels/attention_head_hwy-inl.h"
 #include "kernels/vec_hwy-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -14,9 +15,10 @@ namespace HWY_NAMESPACE {
 
 // Heads [head_begin, head_end) for every row; scores: this head's own scratch row
 // (scores_base + h · scores_stride), so that concurrent heads never share memory.
-void AttentionHeadsImpl(const float* q, int64_t rows, int first_position, const float* keys,
-                        const float* values, const AttentionShape& shape, float* out,
-                        float* scores_base, int64_t scores_stride, int head_begin, int head_end) {
+template <typename KV>
+void AttentionHeads(const float* q, int64_t rows, int first_position, const KV* keys,
+                    const KV* values, const AttentionShape& shape, float* out, float* scores_base,
+                    int64_t scores_stride, int head_begin, int head_end) {
   const int group = shape.heads / shape.kv_heads;
   const auto hd = static_cast<size_t>(shape.head_dim);
   const int64_t q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
@@ -25,18 +27,25 @@ void AttentionHeadsImpl(const float* q, int64_t rows, int first_position, const 
     float* scores = scores_base + static_cast<int64_t>(h) * scores_stride;
     const int64_t kv_offset = static_cast<int64_t>(h / group) * shape.head_dim;
     for (int64_t r = 0; r < rows; ++r) {
-      const int64_t visible = first_position + r + 1;
-      const float* query = q + r * q_dim + static_cast<int64_t>(h) * shape.head_dim;
-      for (int64_t s = 0; s < visible; ++s) {
-        scores[s] = DotF32(query, keys + s * kv_dim + kv_offset, hd) / scale_divisor;
-      }
-      SoftmaxF32(scores, static_cast<size_t>(visible));
-      float* dst = out + r * q_dim + static_cast<int64_t>(h) * shape.head_dim;
-      for (size_t i = 0; i < hd; ++i) dst[i] = 0.0f;
-      for (int64_t s = 0; s < visible; ++s)
-        AxpyF32(scores[s], values + s * kv_dim + kv_offset, dst, hd);
+      const int64_t head_offset = r * q_dim + static_cast<int64_t>(h) * shape.head_dim;
+      AttendHead(q + head_offset, keys + kv_offset, values + kv_offset, first_position + r + 1,
+                 kv_dim, hd, scale_divisor, scores, out + head_offset);
     }
   }
+}
+
+void AttentionHeadsF32(const float* q, int64_t rows, int first_position, const float* keys,
+                       const float* values, const AttentionShape& shape, float* out,
+                       float* scores_base, int64_t scores_stride, int head_begin, int head_end) {
+  AttentionHeads(q, rows, first_position, keys, values, shape, out, scores_base, scores_stride,
+                 head_begin, head_end);
+}
+
+void AttentionHeadsF16(const float* q, int64_t rows, int first_position, const Half* keys,
+                       const Half* values, const AttentionShape& shape, float* out,
+                       float* scores_base, int64_t scores_stride, int head_begin, int head_end) {
+  AttentionHeads(q, rows, first_position, keys, values, shape, out, scores_base, scores_stride,
+                 head_begin, head_end);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -49,7 +58,8 @@ HWY_AFTER_NAMESPACE();
 
 namespace tulu {
 
-HWY_EXPORT(AttentionHeadsImpl);
+HWY_EXPORT(AttentionHeadsF32);
+HWY_EXPORT(AttentionHeadsF16);
 
 void attention(const float* q, int64_t rows, int first_position, const float* keys,
                const float* values, const AttentionShape& shape, float* out, float* scores,
@@ -59,7 +69,21 @@ void attention(const float* q, int64_t rows, int first_position, const float* ke
     return attention_ref(q, rows, first_position, keys, values, shape, out);
   const int64_t scores_stride = first_position + rows;
   pool.parallel_for(static_cast<size_t>(shape.heads), 1, [&](size_t begin, size_t end) {
-    HWY_DYNAMIC_DISPATCH(AttentionHeadsImpl)
+    HWY_DYNAMIC_DISPATCH(AttentionHeadsF32)
+    (q, rows, first_position, keys, values, shape, out, scores, scores_stride,
+     static_cast<int>(begin), static_cast<int>(end));
+  });
+}
+
+void attention(const float* q, int64_t rows, int first_position, const Half* keys,
+               const Half* values, const AttentionShape& shape, float* out, float* scores,
+               ThreadPool& pool) {
+  if (rows <= 0) return;
+  if (force_generic_kernels())
+    return attention_ref(q, rows, first_position, keys, values, shape, out);
+  const int64_t scores_stride = first_position + rows;
+  pool.parallel_for(static_cast<size_t>(shape.heads), 1, [&](size_t begin, size_t end) {
+    HWY_DYNAMIC_DISPATCH(AttentionHeadsF16)
     (q, rows, first_position, keys, values, shape, out, scores, scores_stride,
      static_cast<int>(begin), static_cast<int>(end));
   });

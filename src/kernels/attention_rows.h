@@ -13,18 +13,25 @@
 
 namespace tulu {
 
-struct AttentionRow {
-  const float* query = nullptr;   // [q_dim], rotated
-  const float* keys = nullptr;    // cache rows [position + 1, kv_dim] (row p = position p),
-  const float* values = nullptr;  // already holding this token's rotated key / value
-  int position = 0;               // attends to positions 0 ..= position
-  float* out = nullptr;           // [q_dim]; must not overlap another row's inputs or outputs
+// One row's inputs; KV: the cache element type (float, or Half widened to fp32 on load).
+template <typename KV>
+struct AttentionRowOf {
+  const float* query = nullptr;  // [q_dim], rotated
+  const KV* keys = nullptr;      // cache rows [position + 1, kv_dim] (row p = position p),
+  const KV* values = nullptr;    // already holding this token's rotated key / value
+  int position = 0;              // attends to positions 0 ..= position
+  float* out = nullptr;          // [q_dim]; must not overlap another row's inputs or outputs
 };
+using AttentionRow = AttentionRowOf<float>;
+using AttentionRowF16 = AttentionRowOf<Half>;
 
 // scores: scratch of rows.size() × heads × scores_stride floats, scores_stride ≥ every
 // row's position + 1 (each (row, head) pair owns its slice, so tasks share no memory).
 // force_generic_kernels(): attention_ref (attention_ref.h) per row.
 void attention_rows(std::span<const AttentionRow> rows, const AttentionShape& shape, float* scores,
                     int64_t scores_stride, ThreadPool& pool);
+// The same over F16 caches (read natively, widened exactly to fp32 on load).
+void attention_rows(std::span<const AttentionRowF16> rows, const AttentionShape& shape,
+                    float* scores, int64_t scores_stride, ThreadPool& pool);
 
 }  // namespace tulu

@@ -13,7 +13,8 @@ BatchDecoder::BatchDecoder(const LlamaModel& model, int max_rows, int max_positi
   TULU_CHECK(max_positions >= 1, "batch decode: max_positions must be at least 1, got ",
              max_positions);
   buffers_ = Session::make_buffers(model, max_rows, max_positions, pool.num_threads(),
-                                   /*batch_rows=*/true);
+                                   /*batch_rows=*/true,
+                                   /*kv_type: prompt attention only, never run here=*/KvType::F32);
   runs_.reserve(static_cast<size_t>(max_rows));
   logits_.resize(static_cast<size_t>(max_rows) * static_cast<size_t>(model.config().vocab_size));
 }

@@ -3,7 +3,8 @@
 // (Session::forward) with one row per session: the linear layers once over all rows (the
 // few-row kernel of matvec_multi.h reads each weight row once per step instead of once per
 // sequence), RoPE and cache writes per row, attention over every (row, head) pair at once
-// on the pool (attention_rows.h), each row over its own session's cache. The result equals
+// on the pool (attention_rows.h), each row over its own session's cache (F32 or F16: the
+// sessions of one step may mix KV types). The result equals
 // separate Session::eval calls of one token each up to fp32 summation order
 // (tests/llama/batch_decode_test.cc).
 #pragma once

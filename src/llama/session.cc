@@ -14,6 +14,7 @@
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
+#include "tensor/half.h"
 
 namespace tulu {
 
@@ -46,11 +47,13 @@ struct Session::Buffers {
   std::vector<float> scores;
   std::vector<float> score_matrices;         // per thread [max_rows, positions], prompt attention
   std::vector<AttentionRow> attention_rows;  // capacity max_rows, refilled per layer
-  MatmulScratch matmul_scratch;              // BF16/F16 weight blocks widened for sgemm
+  std::vector<AttentionRowF16> attention_rows_f16;  // the rows of sessions with F16 caches
+  MatmulScratch matmul_scratch;                     // BF16/F16 weight blocks widened for sgemm
   int max_rows = 0;
   int max_positions = 0;
 
-  Buffers(const LlamaConfig& c, int max_rows_in, int max_positions_in, int threads, bool batch_rows)
+  Buffers(const LlamaConfig& c, int max_rows_in, int max_positions_in, int threads, bool batch_rows,
+          KvType kv_type)
       : rope(make_rope_table(
             c.head_dim, c.rope_theta,
             c.rope_scaling.kind == RopeScaling::Kind::Linear ? c.rope_scaling.factor : 1.0,
@@ -72,9 +75,13 @@ struct Session::Buffers {
                   static_cast<size_t>(max_positions));
     if (max_rows >= kGemmAttentionMinRows) {
       score_matrices.resize(static_cast<size_t>(
-          attention_gemm_scratch_floats(max_rows, max_positions - max_rows, threads)));
+          kv_type == KvType::F16
+              ? attention_gemm_f16_scratch_floats(max_rows, max_positions - max_rows, c.kv_dim(),
+                                                  threads)
+              : attention_gemm_scratch_floats(max_rows, max_positions - max_rows, threads)));
     }
     attention_rows.reserve(rows);
+    attention_rows_f16.reserve(rows);
   }
 };
 
@@ -87,25 +94,53 @@ void append_f32(std::vector<float>& dst, const TensorView& view) {
 
 }  // namespace
 
-Session::Session(const LlamaModel& model, int max_seq_len, ThreadPool& pool, int max_batch)
-    : model_(model), pool_(pool) {
+std::string_view kv_type_name(KvType type) {
+  return type == KvType::F16 ? "f16" : "f32";
+}
+
+std::optional<KvType> kv_type_from_name(std::string_view name) {
+  if (name == "f32") return KvType::F32;
+  if (name == "f16") return KvType::F16;
+  return std::nullopt;
+}
+
+uint64_t kv_cache_bytes(const LlamaConfig& config, int capacity, KvType type) {
+  const uint64_t element = type == KvType::F16 ? sizeof(Half) : sizeof(float);
+  return 2 * element * static_cast<uint64_t>(config.num_hidden_layers) *
+         static_cast<uint64_t>(std::max(capacity, 0)) * static_cast<uint64_t>(config.kv_dim());
+}
+
+Session::Session(const LlamaModel& model, int max_seq_len, ThreadPool& pool, int max_batch,
+                 KvType kv_type)
+    : model_(model), pool_(pool), kv_type_(kv_type) {
   const LlamaConfig& c = model.config();
   TULU_CHECK(max_batch >= 1, "session: max_batch must be at least 1, got ", max_batch);
   capacity_ = max_seq_len > 0 ? max_seq_len : c.max_position_embeddings;
   max_batch_ = std::min(max_batch, capacity_);
   const size_t cache_floats = static_cast<size_t>(c.num_hidden_layers) *
                               static_cast<size_t>(capacity_) * static_cast<size_t>(c.kv_dim());
-  k_cache_.resize(cache_floats);
-  v_cache_.resize(cache_floats);
+  if (kv_type_ == KvType::F16) {
+    k_cache_f16_.resize(cache_floats);
+    v_cache_f16_.resize(cache_floats);
+  } else {
+    k_cache_.resize(cache_floats);
+    v_cache_.resize(cache_floats);
+  }
   logits_.resize(static_cast<size_t>(max_batch_) * static_cast<size_t>(c.vocab_size));
   tokens_.reserve(static_cast<size_t>(capacity_));
-  buffers_ = make_buffers(model, max_batch_, capacity_, pool.num_threads(), /*batch_rows=*/false);
+  buffers_ = make_buffers(model, max_batch_, capacity_, pool.num_threads(), /*batch_rows=*/false,
+                          kv_type_);
+}
+
+uint64_t Session::kv_cache_bytes() const {
+  return tulu::kv_cache_bytes(model_.config(), capacity_, kv_type_);
 }
 
 std::shared_ptr<Session::Buffers> Session::make_buffers(const LlamaModel& model, int max_rows,
                                                         int max_positions, int threads,
-                                                        bool batch_rows) {
-  auto b = std::make_shared<Buffers>(model.config(), max_rows, max_positions, threads, batch_rows);
+                                                        bool batch_rows, KvType kv_type) {
+  auto b = std::make_shared<Buffers>(model.config(), max_rows, max_positions, threads, batch_rows,
+                                     kv_type);
   const LlamaWeights& w = model.weights();
   for (const LayerWeights& layer : w.layers) {
     append_f32(b->input_norms, layer.input_layernorm);
@@ -166,9 +201,10 @@ void Session::forward(const LlamaModel& model, Buffers& b, std::span<const RowRu
   float* x = b.residual.data();
   float* xn = b.normed.data();
   MatmulScratch* scratch = &b.matmul_scratch;
-  // One session: its new keys/values are computed straight into its cache rows; several:
-  // into b.keys / b.values, then copied to each session's rows after RoPE.
-  const bool one_session = runs.size() == 1;
+  // One session with an F32 cache: its new keys/values are computed straight into its
+  // cache rows; otherwise into b.keys / b.values, then stored to each session's rows after
+  // RoPE (rounded to f16 for an F16 cache).
+  const bool direct = runs.size() == 1 && runs[0].session->kv_type_ == KvType::F32;
   const auto cache_offset = [&](const RowRun& run, int l, int position) {
     return (static_cast<size_t>(l) * static_cast<size_t>(run.session->capacity_) +
             static_cast<size_t>(position)) *
@@ -180,11 +216,11 @@ void Session::forward(const LlamaModel& model, Buffers& b, std::span<const RowRu
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& layer = w.layers[static_cast<size_t>(l)];
     float* new_keys =
-        one_session ? runs[0].session->k_cache_.data() + cache_offset(runs[0], l, runs[0].first)
-                    : b.keys.data();
+        direct ? runs[0].session->k_cache_.data() + cache_offset(runs[0], l, runs[0].first)
+               : b.keys.data();
     float* new_values =
-        one_session ? runs[0].session->v_cache_.data() + cache_offset(runs[0], l, runs[0].first)
-                    : b.values.data();
+        direct ? runs[0].session->v_cache_.data() + cache_offset(runs[0], l, runs[0].first)
+               : b.values.data();
 
     // Self-attention block.
     rmsnorm(x, b.input_norms.data() + l * hidden, xn, rows, hidden, eps);
@@ -197,39 +233,78 @@ void Session::forward(const LlamaModel& model, Buffers& b, std::span<const RowRu
                  b.rope);
       rope_apply(new_keys + row * kv_dim, run.count, kv_dim, c.num_key_value_heads, run.first,
                  b.rope);
-      if (!one_session) {
+      if (!direct) {
+        Session& s = *run.session;
         const size_t offset = cache_offset(run, l, run.first);
-        const size_t bytes = static_cast<size_t>(run.count * kv_dim) * sizeof(float);
-        std::memcpy(run.session->k_cache_.data() + offset, new_keys + row * kv_dim, bytes);
-        std::memcpy(run.session->v_cache_.data() + offset, new_values + row * kv_dim, bytes);
+        const auto count = static_cast<size_t>(run.count * kv_dim);
+        const float* keys = new_keys + row * kv_dim;
+        const float* values = new_values + row * kv_dim;
+        if (s.kv_type_ == KvType::F16) {
+          Half* key_dst = s.k_cache_f16_.data() + offset;
+          Half* value_dst = s.v_cache_f16_.data() + offset;
+          for (size_t i = 0; i < count; ++i) {
+            key_dst[i] = Half{f32_to_f16(keys[i])};
+            value_dst[i] = Half{f32_to_f16(values[i])};
+          }
+        } else {
+          std::memcpy(s.k_cache_.data() + offset, keys, count * sizeof(float));
+          std::memcpy(s.v_cache_.data() + offset, values, count * sizeof(float));
+        }
       }
       row += run.count;
     }
-    if (one_session) {
+    if (runs.size() == 1) {
+      const Session& s = *runs[0].session;
       const size_t layer_offset = cache_offset(runs[0], l, 0);
-      const float* layer_keys = runs[0].session->k_cache_.data() + layer_offset;
-      const float* layer_values = runs[0].session->v_cache_.data() + layer_offset;
-      if (rows >= kGemmAttentionMinRows) {
-        attention_gemm(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
-                       b.attended.data(), b.score_matrices.data(), pool);
+      const bool gemm = rows >= kGemmAttentionMinRows;
+      if (s.kv_type_ == KvType::F16) {
+        const Half* layer_keys = s.k_cache_f16_.data() + layer_offset;
+        const Half* layer_values = s.v_cache_f16_.data() + layer_offset;
+        if (gemm) {
+          attention_gemm(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
+                         b.attended.data(), b.score_matrices.data(), pool);
+        } else {
+          attention(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
+                    b.attended.data(), b.scores.data(), pool);
+        }
       } else {
-        attention(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
-                  b.attended.data(), b.scores.data(), pool);
-      }
-    } else {
-      // Every (row, head) pair of every session at once (attention_rows.h).
-      b.attention_rows.clear();
-      row = 0;
-      for (const RowRun& run : runs) {
-        const size_t layer_offset = cache_offset(run, l, 0);
-        for (int i = 0; i < run.count; ++i, ++row) {
-          b.attention_rows.push_back({b.queries.data() + row * q_dim,
-                                      run.session->k_cache_.data() + layer_offset,
-                                      run.session->v_cache_.data() + layer_offset, run.first + i,
-                                      b.attended.data() + row * q_dim});
+        const float* layer_keys = s.k_cache_.data() + layer_offset;
+        const float* layer_values = s.v_cache_.data() + layer_offset;
+        if (gemm) {
+          attention_gemm(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
+                         b.attended.data(), b.score_matrices.data(), pool);
+        } else {
+          attention(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
+                    b.attended.data(), b.scores.data(), pool);
         }
       }
-      attention_rows(b.attention_rows, shape, b.scores.data(), b.max_positions, pool);
+    } else {
+      // Every (row, head) pair of every session at once (attention_rows.h): one call for
+      // the rows over F32 caches, one for those over F16 caches (each uses the whole score
+      // scratch; the calls run one after the other).
+      b.attention_rows.clear();
+      b.attention_rows_f16.clear();
+      row = 0;
+      for (const RowRun& run : runs) {
+        const Session& s = *run.session;
+        const size_t layer_offset = cache_offset(run, l, 0);
+        for (int i = 0; i < run.count; ++i, ++row) {
+          float* query = b.queries.data() + row * q_dim;
+          float* out = b.attended.data() + row * q_dim;
+          if (s.kv_type_ == KvType::F16) {
+            b.attention_rows_f16.push_back({query, s.k_cache_f16_.data() + layer_offset,
+                                            s.v_cache_f16_.data() + layer_offset, run.first + i,
+                                            out});
+          } else {
+            b.attention_rows.push_back({query, s.k_cache_.data() + layer_offset,
+                                        s.v_cache_.data() + layer_offset, run.first + i, out});
+          }
+        }
+      }
+      if (!b.attention_rows.empty())
+        attention_rows(b.attention_rows, shape, b.scores.data(), b.max_positions, pool);
+      if (!b.attention_rows_f16.empty())
+        attention_rows(b.attention_rows_f16, shape, b.scores.data(), b.max_positions, pool);
     }
     matmul(b.attended.data(), rows, layer.o_proj, b.projected.data(), pool, scratch);
     add_inplace(x, b.projected.data(), static_cast<size_t>(rows * hidden));

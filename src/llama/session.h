@@ -6,14 +6,30 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/attention.h"
 #include "llama/model.h"
 
 namespace tulu {
+
+// Element type of a session's KV cache. F32: keys/values as computed (exact). F16: each
+// key (after RoPE) and value rounded to IEEE half, nearest even, as torch's .half() and
+// llama.cpp's default f16 cache; half the memory, attention math still fp32 (the result
+// equals the F32 path run on keys/values pre-rounded to f16, up to fp32 rounding).
+enum class KvType { F32, F16 };
+
+// "f32" / "f16" (llama-bench's type_k / type_v spelling).
+std::string_view kv_type_name(KvType type);
+// The type named "f32" or "f16"; nullopt for anything else.
+std::optional<KvType> kv_type_from_name(std::string_view name);
+// Bytes of keys plus values for `capacity` positions of every layer.
+uint64_t kv_cache_bytes(const LlamaConfig& config, int capacity, KvType type);
 
 class Session {
  public:
@@ -24,9 +40,9 @@ class Session {
 
   // max_seq_len: capacity of the KV cache in tokens (≤ 0 = the model's
   // max_position_embeddings). max_batch ≥ 1 (tests use small values to exercise chunking).
-  // Throws tulu::Error for a max_batch < 1.
+  // kv_type: the cache's element type (F32 = exact). Throws tulu::Error for a max_batch < 1.
   Session(const LlamaModel& model, int max_seq_len, ThreadPool& pool,
-          int max_batch = kDefaultMaxBatch);
+          int max_batch = kDefaultMaxBatch, KvType kv_type = KvType::F32);
 
   // Runs tokens at positions [pos(), pos() + tokens.size()) through the model as one
   // batch (matrix–matrix products), appending their keys/values to the cache.
@@ -44,6 +60,9 @@ class Session {
   std::span<const int> tokens() const { return tokens_; }
   int capacity() const { return capacity_; }
   int max_batch() const { return max_batch_; }
+  KvType kv_type() const { return kv_type_; }
+  // Bytes the KV cache holds (keys and values, every layer, capacity() positions).
+  uint64_t kv_cache_bytes() const;
   // Debugging: when set, called with named intermediate activations of every evaluated
   // chunk, in order: "embed", then per layer l "layers.<l>.attention_residual" (the
   // residual stream after the attention block) and "layers.<l>.output", then "norm" (the
@@ -74,8 +93,11 @@ class Session {
   };
   // Workspaces for up to max_rows rows per pass and positions < max_positions. batch_rows:
   // sized for runs of several sessions at once (BatchDecoder: per-row attention scratch).
+  // kv_type: of the one session whose prompt chunks use them (sizes the prompt-attention
+  // scratch, which widens an F16 cache range to fp32).
   static std::shared_ptr<Buffers> make_buffers(const LlamaModel& model, int max_rows,
-                                               int max_positions, int threads, bool batch_rows);
+                                               int max_positions, int threads, bool batch_rows,
+                                               KvType kv_type);
   // The layer stack (embedding → layers → final norm → lm_head) over tokens, row i of which
   // belongs to the run covering it (runs in row order, counts summing to tokens.size() ≤
   // max_rows, every run's session of `model` with capacity ≤ max_positions and room for its
@@ -92,10 +114,12 @@ class Session {
   ThreadPool& pool_;
   int capacity_ = 0;
   int max_batch_ = 0;
-  std::vector<int> tokens_;     // cached ids, size = pos()
-  std::vector<float> k_cache_;  // [layers, capacity, kv_dim]
-  std::vector<float> v_cache_;  // [layers, capacity, kv_dim]
-  std::vector<float> logits_;   // [max batch, vocab]
+  KvType kv_type_ = KvType::F32;
+  std::vector<int> tokens_;  // cached ids, size = pos()
+  // [layers, capacity, kv_dim] each; the F32 pair or the F16 pair is allocated, by kv_type_.
+  std::vector<float> k_cache_, v_cache_;
+  std::vector<Half> k_cache_f16_, v_cache_f16_;
+  std::vector<float> logits_;  // [max batch, vocab]
   std::shared_ptr<Buffers> buffers_;
   ActivationTrace trace_;
 };

@@ -56,8 +56,8 @@ struct Scheduler::Slot {
   bool decoding = false;       // prompt done; next_input() waits to be evaluated
   int cached_tokens = 0;       // prompt tokens reused from the previous occupant
   uint64_t admitted = 0;       // admission order (prompt evaluation goes oldest first)
-  Slot(const LlamaModel& model, int ctx, ThreadPool& pool, int max_batch)
-      : session(model, ctx, pool, max_batch) {}
+  Slot(const LlamaModel& model, int ctx, ThreadPool& pool, int max_batch, KvType kv_type)
+      : session(model, ctx, pool, max_batch, kv_type) {}
 };
 
 Scheduler::Scheduler(const LlamaModel& model, const Tokenizer& tokenizer, ThreadPool& pool,
@@ -75,7 +75,8 @@ Scheduler::Scheduler(const LlamaModel& model, const Tokenizer& tokenizer, Thread
              options_.prefill_budget);
   for (int i = 0; i < options_.slots; ++i) {
     slots_.push_back(
-        std::make_unique<Slot>(model, options_.ctx_size, pool, options_.prefill_chunk));
+        std::make_unique<Slot>(model, options_.ctx_size, pool, options_.prefill_chunk,
+                               options_.kv_type));
   }
   thread_ = std::thread([this] { run(); });
 }

@@ -74,6 +74,8 @@ struct SchedulerOptions {
   int max_queue = 64;        // waiting sequences before submit refuses
   int prefill_chunk = 128;   // most prompt tokens of one sequence per step while others wait
   int prefill_budget = 512;  // most prompt tokens per step over all sequences (≥ 1)
+  // Every slot's KV cache element type (llama/session.h).
+  KvType kv_type = KvType::F32;
 };
 
 // How many prompt tokens each prefilling sequence evaluates in this step. remaining[i]:

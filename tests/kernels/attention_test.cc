@@ -1,8 +1,10 @@
 // Causal GQA attention: every Highway target against the double reference, head_dim over
 // every tail length, MHA / GQA / MQA, prompt batches and single steps after a prefix,
-// one and two threads; causality checked directly.
+// one and two threads; causality checked directly. F16 caches: against the reference
+// widening the halves, and bit for bit against the F32 kernel on the pre-rounded values.
 #include <cmath>
 
+#include "attention_kv_test_util.h"
 #include "kernel_test_util.h"
 #include "kernels/attention.h"
 #include "kernels/attention_ref.h"
@@ -40,6 +42,38 @@ void check_attention(const AttentionShape& shape, int64_t rows, int first_positi
     ASSERT_NEAR(out.data[i], expected[i], kAttentionTolerance) << "i=" << i;
 }
 
+// The F16-cache kernel: equal to the double reference over the widened halves, and exactly
+// equal to the F32 kernel run on the same (pre-rounded) values on this target — the
+// widening loads are exact and the arithmetic is the same.
+void check_attention_f16(const AttentionShape& shape, int64_t rows, int first_position,
+                         int misalign, ThreadPool& pool) {
+  SCOPED_TRACE(::testing::Message()
+               << "F16 heads=" << shape.heads << " kv_heads=" << shape.kv_heads << " head_dim="
+               << shape.head_dim << " rows=" << rows << " first_position=" << first_position
+               << " misalign=" << misalign << " threads=" << pool.num_threads());
+  const int64_t total = first_position + rows;
+  const auto q_size = static_cast<size_t>(rows * shape.q_dim());
+  const auto kv_size = static_cast<size_t>(total * shape.kv_dim());
+  testing::Floats q(testing::random_floats(q_size, 71), misalign), out(q_size, misalign),
+      out_f32(q_size, misalign);
+  testing::HalfCache keys(testing::random_floats(kv_size, 72), misalign),
+      values(testing::random_floats(kv_size, 73), misalign);
+  std::vector<float> scores(static_cast<size_t>(shape.heads * total));
+  attention(q.data, rows, first_position, keys.data, values.data, shape, out.data, scores.data(),
+            pool);
+  testing::Floats keys_f32(keys.widened, misalign), values_f32(values.widened, misalign);
+  attention(q.data, rows, first_position, keys_f32.data, values_f32.data, shape, out_f32.data,
+            scores.data(), pool);
+
+  std::vector<double> qd(q.data, q.data + q_size), expected(q_size);
+  attention_ref<double>(qd.data(), rows, first_position, keys.data, values.data, shape,
+                        expected.data());
+  for (size_t i = 0; i < q_size; ++i) {
+    ASSERT_NEAR(out.data[i], expected[i], kAttentionTolerance) << "i=" << i;
+    ASSERT_EQ(out.data[i], out_f32.data[i]) << "i=" << i;
+  }
+}
+
 TEST(Attention, EveryHeadDimAndTarget) {
   ThreadPool one(1), two(2);
   testing::for_each_target([&] {
@@ -51,6 +85,28 @@ TEST(Attention, EveryHeadDimAndTarget) {
       }
     }
   });
+}
+
+TEST(Attention, F16CacheEveryHeadDimAndTarget) {
+  ThreadPool one(1), two(2);
+  testing::for_each_target([&] {
+    for (int head_dim = 1; head_dim <= testing::kMaxTestLength; ++head_dim) {
+      for (int misalign : testing::kMisalignments) {
+        check_attention_f16({4, 2, head_dim}, 3, 0, misalign, one);  // GQA prompt
+        check_attention_f16({4, 4, head_dim}, 1, 5, misalign, two);  // MHA step after a prefix
+        check_attention_f16({6, 1, head_dim}, 2, 3, misalign, two);  // MQA
+      }
+    }
+  });
+  check_attention_f16({8, 2, 64}, 1, 90, 1, two);
+}
+
+TEST(Attention, F16CacheGenericPathIsTheReference) {
+  // The generic path runs attention_ref<float, Half>: it must equal the double reference
+  // within the same bound, and (the widened halves being exact) the F32 generic path.
+  ThreadPool two(2);
+  testing::ForceGeneric generic;
+  check_attention_f16({4, 2, 16}, 3, 2, 1, two);
 }
 
 TEST(Attention, LongerContexts) {

@@ -1,8 +1,8 @@
 // BatchDecoder: one batched decode step over several sessions equals separate one-token
 // Session::eval calls (≤ 1e-5 on the logits), over several steps, sessions at different
 // positions, MHA and GQA, F32, BF16 and F16 weights, 1 to 25 sessions (the few-row kernel
-// and sgemm), thread counts 1 to 6, the generic kernels; and its errors leave the sessions
-// unchanged.
+// and sgemm), thread counts 1 to 6, the generic kernels, F32 and F16 KV caches (all one
+// type, or both types in one step); and its errors leave the sessions unchanged.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -70,12 +70,21 @@ int argmax(std::span<const float> row) {
   return static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
 }
 
+// KV cache types of the sessions of one step.
+enum class KvMix { AllF32, AllF16, Alternating };
+
+KvType kv_type_of(KvMix mix, size_t session) {
+  if (mix == KvMix::AllF32) return KvType::F32;
+  if (mix == KvMix::AllF16) return KvType::F16;
+  return session % 2 == 0 ? KvType::F16 : KvType::F32;
+}
+
 // `count` sequences at different positions (prompt lengths 1, 7, 20, then 1 + 5i mod 37)
-// decoded together for 6 steps, against one-token evals of twins.
+// decoded together for 6 steps, against one-token evals of twins (same KV type each).
 void check_batch_equals_single(const LlamaConfig& config, DType dtype, int count = 3,
-                               int threads = 2) {
-  SCOPED_TRACE(::testing::Message()
-               << dtype_name(dtype) << " sessions=" << count << " threads=" << threads);
+                               int threads = 2, KvMix kv = KvMix::AllF32) {
+  SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " sessions=" << count
+                                    << " threads=" << threads << " kv=" << static_cast<int>(kv));
   const auto model = random_model(config, dtype, 11);
   ThreadPool pool(threads);
   const int vocab = config.vocab_size;
@@ -91,8 +100,9 @@ void check_batch_equals_single(const LlamaConfig& config, DType dtype, int count
   }
   std::vector<std::unique_ptr<Session>> batched, single;
   for (const auto& prompt : prompts) {
-    batched.push_back(std::make_unique<Session>(*model, 48, pool));
-    single.push_back(std::make_unique<Session>(*model, 48, pool));
+    const KvType type = kv_type_of(kv, batched.size());
+    batched.push_back(std::make_unique<Session>(*model, 48, pool, Session::kDefaultMaxBatch, type));
+    single.push_back(std::make_unique<Session>(*model, 48, pool, Session::kDefaultMaxBatch, type));
     batched.back()->eval(prompt, false);
     single.back()->eval(prompt, false);
   }
@@ -148,7 +158,17 @@ TEST(BatchDecoder, EqualsSeparateStepsManyRowsEveryDtype) {
 TEST(BatchDecoder, EqualsSeparateStepsGenericKernels) {
   set_force_generic_kernels(true);
   check_batch_equals_single(small_config(6, 2), DType::BF16, 5, 2);
+  check_batch_equals_single(small_config(6, 2), DType::BF16, 5, 2, KvMix::Alternating);
   set_force_generic_kernels(false);
+}
+
+// F16 caches through attention_rows' F16 kernel, alone and mixed with F32 caches in one
+// step (both kernels run), and one F16 session (attention() on its cache).
+TEST(BatchDecoder, EqualsSeparateStepsF16Caches) {
+  check_batch_equals_single(small_config(6, 2), DType::F32, 3, 2, KvMix::AllF16);
+  check_batch_equals_single(small_config(4, 4), DType::BF16, 8, 3, KvMix::AllF16);
+  check_batch_equals_single(small_config(6, 2), DType::F32, 7, 2, KvMix::Alternating);
+  check_batch_equals_single(small_config(4, 1), DType::F16, 1, 1, KvMix::AllF16);
 }
 
 TEST(BatchDecoder, OneSessionEqualsEval) {
