@@ -30,7 +30,9 @@ namespace tulu::testing_util {
 class ScratchDir {
  public:
   explicit ScratchDir(const std::string& tag) {
-    path_ = (std::filesystem::temp_directory_path() / ("tulu_" + tag + "_" + std::to_string(::getpid()))).string();
+    path_ = (std::filesystem::temp_directory_path() /
+             ("tulu_" + tag + "_" + std::to_string(::getpid())))
+                .string();
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
@@ -60,13 +62,15 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 }
 
 // Runs f; expects tulu::Error containing every fragment. Returns the message.
-inline std::string expect_error(const std::function<void()>& f, std::initializer_list<std::string> fragments) {
+inline std::string expect_error(const std::function<void()>& f,
+                                std::initializer_list<std::string> fragments) {
   try {
     f();
   } catch (const tulu::Error& e) {
     const std::string message = e.what();
     for (const auto& fragment : fragments) {
-      EXPECT_NE(message.find(fragment), std::string::npos) << "message: " << message << "\nmissing: " << fragment;
+      EXPECT_NE(message.find(fragment), std::string::npos)
+          << "message: " << message << "\nmissing: " << fragment;
     }
     return message;
   } catch (const std::exception& e) {
@@ -112,8 +116,8 @@ inline LlamaConfig tiny_llama_config() {
 // Seeded random F32 weights for every parameter of `c`, in llama_param_specs order, with
 // tests/reference/hf_checkpoint.py's scales (O(1) logits): linear layers N(0, 1/in),
 // embeddings N(0, 1), norms 1 + N(0, 0.1).
-inline std::vector<std::pair<ParamSpec, std::vector<float>>> random_llama_weights(const LlamaConfig& c,
-                                                                                  uint32_t seed) {
+inline std::vector<std::pair<ParamSpec, std::vector<float>>> random_llama_weights(
+    const LlamaConfig& c, uint32_t seed) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<std::pair<ParamSpec, std::vector<float>>> out;
@@ -121,8 +125,9 @@ inline std::vector<std::pair<ParamSpec, std::vector<float>>> random_llama_weight
     int64_t n = 1;
     for (int64_t d : spec.shape) n *= d;
     const bool matrix = spec.shape.size() == 2;
-    const float scale =
-        matrix && spec.name != "model.embed_tokens.weight" ? 1.0f / std::sqrt(static_cast<float>(spec.shape[1])) : 1.0f;
+    const float scale = matrix && spec.name != "model.embed_tokens.weight"
+                            ? 1.0f / std::sqrt(static_cast<float>(spec.shape[1]))
+                            : 1.0f;
     std::vector<float> v(static_cast<size_t>(n));
     for (float& x : v) x = matrix ? scale * normal(gen) : 1.0f + 0.1f * normal(gen);
     out.emplace_back(spec, std::move(v));

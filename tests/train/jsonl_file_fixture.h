@@ -1,6 +1,6 @@
-// A GoogleTest fixture for the JSONL loaders' file tests (sft_data, preference_data): a
-// fresh directory per test, removed after it, files written into it, and the message a
-// loader throws.
+// Shared by the JSONL data loaders' tests (sft_data, preference_data): the Llama 2 tokenizer
+// they encode with, and a GoogleTest fixture for their file tests (a fresh directory per
+// test, removed after it, files written into it, and the message a loader throws).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,12 +9,27 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tulu::testing_util {
+
+// data/llama2-tokenizer, loaded once (thread-safe static).
+inline const Tokenizer& llama() {
+  static const std::unique_ptr<Tokenizer> tokenizer =
+      Tokenizer::load_dir(std::string(TULU_SOURCE_DIR) + "/data/llama2-tokenizer");
+  return *tokenizer;
+}
+
+// text encoded by llama() with BOS.
+inline std::vector<int> encode(const std::string& text) {
+  return llama().encode(text, true);
+}
 
 class JsonlFileTest : public ::testing::Test {
  protected:

@@ -21,15 +21,8 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-const Tokenizer& llama() {
-  static const auto tokenizer =
-      Tokenizer::load_dir(std::string(TULU_SOURCE_DIR) + "/data/llama2-tokenizer");
-  return *tokenizer;
-}
-
-std::vector<int> encode(const std::string& text) {
-  return llama().encode(text, true);
-}
+using testing_util::encode;
+using testing_util::llama;
 
 std::string decode(const std::vector<int>& ids) {
   return llama().decode(ids, false);
