@@ -42,14 +42,6 @@ float vec_dot_q4_0_q8_0_ref(const BlockQ4_0* w, const BlockQ8_0* x, size_t block
   return sumf;
 }
 
-void quant_block_sums(const BlockQ8_0* x, size_t blocks, int32_t* sums) {
-  for (size_t b = 0; b < blocks; ++b) {
-    int32_t s = 0;
-    for (size_t j = 0; j < kQuantBlock; ++j) s += x[b].qs[j];
-    sums[b] = s;
-  }
-}
-
 #ifdef TULU_QUANT_X86
 namespace {
 
@@ -139,9 +131,9 @@ constexpr int weight_offset(const BlockQ8_0*) {
 // 4 weight rows × NX activation rows, out[i·NX + j]; 4 + 2·NX + 4·NX ymm registers live
 // (AVX-512VL gives 32).
 template <int NX, typename WBlock>
-TULU_VNNI void tile_vnni(const WBlock* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
-                         float* out) {
+TULU_VNNI void tile_vnni(const WBlock* w, const BlockQ8_0* x, size_t blocks, float* out) {
   constexpr int offset = weight_offset(static_cast<const WBlock*>(nullptr));
+  const __m256i offset_bytes = _mm256_set1_epi8(static_cast<char>(offset));
   __m256 acc[4][NX];
   for (auto& row : acc)
     for (auto& a : row) a = _mm256_setzero_ps();
@@ -164,8 +156,11 @@ TULU_VNNI void tile_vnni(const WBlock* w, const BlockQ8_0* x, const int32_t* x_s
     for (int j = 0; j < NX; ++j) {
       const BlockQ8_0& xb = x[static_cast<size_t>(j) * blocks + b];
       const __m256i xv = load32(xb.qs);
-      const __m256i correction = _mm256_setr_epi32(
-          -offset * x_sums[static_cast<size_t>(j) * blocks + b], 0, 0, 0, 0, 0, 0, 0);
+      // −offset·Σ of each lane's 4 activation bytes: the lane then sums Σ (u − offset)·x,
+      // an exact partial of the block's signed sum (a correction kept in one lane would
+      // make that lane's fp32 conversion round at the scale of offset·Σx).
+      const __m256i correction = _mm256_sub_epi32(
+          _mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), offset_bytes, xv));
       const float dx = _cvtsh_ss(xb.d);
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
@@ -231,24 +226,23 @@ QuantPath quant_dot_path() {
 }
 
 template <typename WBlock>
-bool tile(const WBlock* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks, int x_rows,
-          float* out) {
+bool tile(const WBlock* w, const BlockQ8_0* x, size_t blocks, int x_rows, float* out) {
   if (current_path() != QuantPath::kVnni || (x_rows != 1 && x_rows != 4)) return false;
   if (x_rows == 4)
-    tile_vnni<4>(w, x, x_sums, blocks, out);
+    tile_vnni<4>(w, x, blocks, out);
   else
-    tile_vnni<1>(w, x, x_sums, blocks, out);
+    tile_vnni<1>(w, x, blocks, out);
   return true;
 }
 
-bool quant_tile_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
-                     int x_rows, float* out) {
-  return tile(w, x, x_sums, blocks, x_rows, out);
+bool quant_tile_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, size_t blocks, int x_rows,
+                     float* out) {
+  return tile(w, x, blocks, x_rows, out);
 }
 
-bool quant_tile_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
-                     int x_rows, float* out) {
-  return tile(w, x, x_sums, blocks, x_rows, out);
+bool quant_tile_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, size_t blocks, int x_rows,
+                     float* out) {
+  return tile(w, x, blocks, x_rows, out);
 }
 
 std::string quant_dot_target_name() {
@@ -274,10 +268,10 @@ float vec_dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* x, size_t blocks) {
 std::string quant_dot_target_name() {
   return "generic";
 }
-bool quant_tile_q8_0(const BlockQ8_0*, const BlockQ8_0*, const int32_t*, size_t, int, float*) {
+bool quant_tile_q8_0(const BlockQ8_0*, const BlockQ8_0*, size_t, int, float*) {
   return false;
 }
-bool quant_tile_q4_0(const BlockQ4_0*, const BlockQ8_0*, const int32_t*, size_t, int, float*) {
+bool quant_tile_q4_0(const BlockQ4_0*, const BlockQ8_0*, size_t, int, float*) {
   return false;
 }
 void set_quant_dot_path_limit(QuantPath) {}

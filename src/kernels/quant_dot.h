@@ -31,17 +31,13 @@ float vec_dot_q4_0_q8_0(const BlockQ4_0* w, const BlockQ8_0* x, size_t blocks);
 // Tiles: the 4 × x_rows products of weight rows w + i·blocks (i < 4) with activation rows
 // x + j·blocks (j < x_rows, x_rows 1 or 4), out[i·x_rows + j], in one pass over the blocks
 // (AVX-512 VNNI, 256-bit): activation loads are shared by 4 weight rows, weight unpacking
-// by x_rows activation rows. x_sums[j·blocks + b] = Σ x[j·blocks + b].qs
-// (quant_block_sums). The weights go in unsigned (Q4_0 nibbles as stored, Q8_0 + 128) and
-// the offset is taken back as −offset·Σx, so the integer block sums equal the ones
-// vec_dot_* form and the same error bound holds. Returns false (computing nothing) when
-// the CPU path is not VNNI.
-bool quant_tile_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
-                     int x_rows, float* out);
-bool quant_tile_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, const int32_t* x_sums, size_t blocks,
-                     int x_rows, float* out);
-// sums[b] = Σ_j x[b].qs[j] for `blocks` blocks.
-void quant_block_sums(const BlockQ8_0* x, size_t blocks, int32_t* sums);
+// by x_rows activation rows. The weights go in unsigned (Q4_0 nibbles as stored, Q8_0 +
+// 128) and the offset is taken back in every lane as −offset·Σ(that lane's 4 activation
+// bytes), so each lane's integer sum is an exact partial of the block sum vec_dot_* forms
+// and the same error bound holds. Returns false (computing nothing) when the CPU path is
+// not VNNI.
+bool quant_tile_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, size_t blocks, int x_rows, float* out);
+bool quant_tile_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, size_t blocks, int x_rows, float* out);
 
 // "AVX512-VNNI", "AVX2" or "generic": the path vec_dot_* take on this CPU now.
 std::string quant_dot_target_name();

@@ -51,7 +51,7 @@ bool matvec_512(const TensorView& w, const BlockQ8_0* xq, int64_t rows, float* y
 
 template <typename WBlock, float (*Dot)(const WBlock*, const BlockQ8_0*, size_t),
           float (*DotRef)(const WBlock*, const BlockQ8_0*, size_t),
-          bool (*Tile)(const WBlock*, const BlockQ8_0*, const int32_t*, size_t, int, float*),
+          bool (*Tile)(const WBlock*, const BlockQ8_0*, size_t, int, float*),
           void (*Gemm)(const WBlock*, int64_t, const BlockQ8_0*, int64_t, size_t, float*,
                        ThreadPool&)>
 void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, float* y,
@@ -77,8 +77,6 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
   // matrix–vector products) share their block loads (quant_dot.h); leftover weight rows
   // of a task and CPUs without VNNI use the pairwise dot.
   const bool tiles = !generic;
-  std::vector<int32_t> sums(tiles ? xq.size() : 0);
-  if (tiles) quant_block_sums(xq.data(), xq.size(), sums.data());
   pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
     for (auto tile = static_cast<int64_t>(begin); tile < static_cast<int64_t>(end);
          tile += kTileRows) {
@@ -89,8 +87,8 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
         while (r < rows) {
           const int64_t x_rows = rows - r >= kTileRows ? kTileRows : 1;
           const size_t x_offset = static_cast<size_t>(r) * blocks;
-          if (!Tile(weights + static_cast<size_t>(tile) * blocks, xq.data() + x_offset,
-                    sums.data() + x_offset, blocks, static_cast<int>(x_rows), products))
+          if (!Tile(weights + static_cast<size_t>(tile) * blocks, xq.data() + x_offset, blocks,
+                    static_cast<int>(x_rows), products))
             break;
           for (int64_t i = 0; i < kTileRows; ++i)
             for (int64_t j = 0; j < x_rows; ++j)

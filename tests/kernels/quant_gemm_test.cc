@@ -24,6 +24,7 @@
 #include "kernels/quant_dot.h"
 #include "tensor/half.h"
 #include "tensor/quant_blocks.h"
+#include "quant_test_util.h"
 
 namespace tulu {
 namespace {
@@ -88,27 +89,6 @@ double gemm_bound(const WBlock* w, const BlockQ8_0* x, size_t blocks) {
     total += std::fabs(static_cast<double>(sumi) * static_cast<double>(scale));
   }
   return static_cast<double>(blocks + 2) * 0x1p-23 * total;
-}
-
-// A bound for the older kernels (4 × 4 tiles, pairwise dots): they split each block over
-// 8 lanes and, in the tiles, carry unsigned weights u = w + offset with the −offset·Σx
-// correction in lane 0, so their fp32 terms are the lane sums, each at most
-// Σ_j u_j·|x_j| + offset·|Σ_j x_j| in size, not the block sum.
-template <typename WBlock>
-double lane_bound(const WBlock* w, const BlockQ8_0* x, size_t blocks) {
-  constexpr int offset = std::is_same_v<WBlock, BlockQ8_0> ? 128 : 8;
-  double total = 0.0;
-  for (size_t b = 0; b < blocks; ++b) {
-    int64_t lanes = 0, sumx = 0;
-    for (size_t j = 0; j < 32; ++j) {
-      lanes += (weight_int(w[b], j) + offset) * std::abs(x[b].qs[j]);
-      sumx += x[b].qs[j];
-    }
-    lanes += offset * std::abs(sumx);
-    const float scale = f16_to_f32(w[b].d) * f16_to_f32(x[b].d);
-    total += std::fabs(static_cast<double>(lanes) * static_cast<double>(scale));
-  }
-  return static_cast<double>(blocks + 8) * 0x1p-23 * total;
 }
 
 float reference_dot(const BlockQ8_0* w, const BlockQ8_0* x, size_t blocks) {
@@ -261,9 +241,9 @@ void check_matmul(int64_t out, int64_t in, int64_t rows, int threads) {
         const auto k = static_cast<size_t>(r * out + o);
         ASSERT_EQ(generic[k], reference_dot(wo, xq.data(), blocks)) << "r=" << r << " o=" << o;
         // The GEMM (rows ≥ its threshold on the VNNI path) keeps the header's bound; the
-        // older kernels (fewer rows, other paths, the single-row products) their own.
+        // other kernels (fewer rows, other paths, the single-row products) quant_dot.h's.
         const bool gemm = path == QuantPath::kVnni && rows >= kGemmMinRows;
-        const double old = lane_bound(wo, xq.data(), blocks);
+        const double old = 2 * quant_test::dot_bound(wo, xq.data(), blocks);
         const double bound = (gemm ? gemm_bound(wo, xq.data(), blocks) : old) + 1e-30;
         ASSERT_LE(std::fabs(static_cast<double>(batch[k]) - generic[k]), bound)
             << "rows=" << rows << " r=" << r << " o=" << o;
