@@ -1,10 +1,13 @@
 // y = x · Wᵀ for block-quantized W ([out, in], in a multiple of the block size), the
 // quantized branch of matmul() (matmul.h routes every quantized dtype here).
 //
-//   Q8_0 / Q4_0: each row of x is quantized to Q8_0 once (quantize_row_q8_0_ref), then every
-//     output is an integer-block dot product (quant_dot.h), as llama.cpp computes it. Output
-//     rows are split over the pool, in tiles of 4 weight rows × 4 (or 1) activation rows
-//     (AVX-512 VNNI); leftovers and other CPUs use pairwise dots.
+//   Q8_0 / Q4_0: each row of x is quantized to Q8_0 once (quantize_row_q8_0, bit-identical
+//     to the reference; rows split over the pool), then every output is an integer-block dot
+//     product (quant_dot.h), as llama.cpp computes it. On AVX-512 VNNI the products run as
+//       1–3 rows (generation): the 512-bit matrix–vector kernel (quant_matvec.h),
+//       4 rows: tiles of 4 weight rows × 4 activation rows (quant_dot.h),
+//       ≥ 5 rows (prompts): the packed-tile GEMM (quant_gemm_vnni.h);
+//     output rows split over the pool. Other CPUs use the AVX2 or scalar pairwise dots.
 //   Q4_K / Q6_K: each row of x is quantized to Q8_K once, then every output is an integer
 //     super-block dot product (quant_dot_k.h: matmul_k_quant), as llama.cpp computes it.
 // force_generic_kernels() selects the scalar reference dot products.
