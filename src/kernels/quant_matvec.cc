@@ -15,17 +15,19 @@ namespace tulu {
 
 namespace {
 
-constexpr size_t kPairBytes = 64;  // activation bytes per pair of blocks (one zmm)
-constexpr size_t kLanes = 16;      // int32 / float lanes per zmm
+constexpr size_t kLanes = 16;  // int32 / float lanes per zmm
 
-// Byte j of the 64-byte pair layout of Q4_0 holds element element_of[j] of block
-// block_of[j]: low nibbles (elements 0..15) of a and b, then high nibbles (16..31) of a
-// and b — the order in which one byte permute and one mask unpack the stored bytes.
-size_t q4_block_of(size_t j) {
-  return (j / 16) % 2;
+// One step of the kernel covers a pair of Q8_0 blocks (64 weight bytes in one zmm) or a
+// quad of Q4_0 blocks (64 nibble bytes: the low nibbles in one zmm, the high in another).
+size_t blocks_per_step(DType weight_type) {
+  return weight_type == DType::Q4_0 ? 4 : 2;
 }
-size_t q4_element_of(size_t j) {
-  return (j % 16) + (j >= 32 ? 16 : 0);
+// Activation bytes per step, in the lanes' order: Q8_0: the pair's 64 values as stored;
+// Q4_0: elements 0..15 of the quad's 4 blocks (64 bytes, block j/16, element j%16), then
+// elements 16..31 likewise — the order in which one two-table byte permute gathers the
+// stored nibble bytes and a mask / shift splits them.
+size_t step_bytes(DType weight_type) {
+  return weight_type == DType::Q4_0 ? 128 : 64;
 }
 
 bool cpu_has_vbmi_path() {
@@ -50,27 +52,33 @@ bool QuantMatvecRow::prepare(DType weight_type, const BlockQ8_0* x, size_t block
   weight_type_ = weight_type;
   blocks_ = blocks;
   x_ = x;
-  const size_t pairs = blocks / 2;
-  bytes_.resize(pairs * kPairBytes);
-  corrections_.resize(pairs * kLanes);
-  scales_.resize(pairs * kLanes);
+  const size_t per_step = blocks_per_step(weight_type), bytes_per_step = step_bytes(weight_type);
+  const size_t steps = blocks / per_step;
+  bytes_.resize(steps * bytes_per_step);
+  corrections_.resize(steps * kLanes);
+  scales_.resize(steps * kLanes);
   const bool q4 = weight_type == DType::Q4_0;
-  for (size_t p = 0; p < pairs; ++p) {
-    const BlockQ8_0* pair = x + 2 * p;
-    int8_t* bytes = bytes_.data() + p * kPairBytes;
-    for (size_t j = 0; j < kPairBytes; ++j)
-      bytes[j] = q4 ? pair[q4_block_of(j)].qs[q4_element_of(j)] : pair[j / 32].qs[j % 32];
-    const float d[2] = {f16_to_f32(pair[0].d), f16_to_f32(pair[1].d)};
+  for (size_t step = 0; step < steps; ++step) {
+    const BlockQ8_0* group = x + per_step * step;
+    int8_t* bytes = bytes_.data() + step * bytes_per_step;
+    for (size_t j = 0; j < 64; ++j) {
+      if (q4) {
+        bytes[j] = group[j / 16].qs[j % 16];
+        bytes[64 + j] = group[j / 16].qs[16 + j % 16];
+      } else {
+        bytes[j] = group[j / 32].qs[j % 32];
+      }
+    }
     for (size_t lane = 0; lane < kLanes; ++lane) {
       int32_t sum = 0;
-      for (size_t k = 0; k < 4; ++k) sum += bytes[4 * lane + k];
-      // Q4_0's high nibbles are multiplied in place (16·h, Q4Pair::load), so their lanes
-      // hold 16× the integer sum, offset 16·8 included, and take d_x/16: a power of two,
-      // so every lane's product sum·(d_w·d_x) rounds exactly as ggml's does.
-      const bool high_nibbles = q4 && lane >= kLanes / 2;
-      corrections_[p * kLanes + lane] = -(q4 && !high_nibbles ? 8 : 128) * sum;
-      const size_t block = q4 ? q4_block_of(4 * lane) : lane / 8;
-      scales_[p * kLanes + lane] = high_nibbles ? d[block] / 16 : d[block];
+      for (size_t k = 0; k < 4; ++k)
+        sum += bytes[4 * lane + k] + (q4 ? bytes[64 + 4 * lane + k] : 0);
+      // The weights go in unsigned (Q4_0: the nibble; Q8_0: q + 128); each lane takes the
+      // offset back for its own activation bytes, so it holds an exact partial of the
+      // block's signed integer sum.
+      corrections_[step * kLanes + lane] = -(q4 ? 8 : 128) * sum;
+      const size_t block = q4 ? lane / 4 : lane / 8;
+      scales_[step * kLanes + lane] = f16_to_f32(group[block].d);
     }
   }
   return true;
@@ -99,42 +107,46 @@ TULU_VBMI inline float sum_lanes(__m512 v) {
   return _mm_cvtss_f32(s);
 }
 
-// The pair's 16 lane scales d_w (f16 words of the weight blocks, permuted into lanes),
+// The step's 16 lane scales d_w (f16 words of the weight blocks, permuted into lanes),
 // times the activation's lane scales.
 TULU_VBMI inline __m512 lane_scales(__m512i raw, __m512i word_index, const float* x_scales) {
   const __m256i words = _mm512_castsi512_si256(_mm512_permutexvar_epi16(word_index, raw));
   return _mm512_mul_ps(_mm512_cvtph_ps(words), _mm512_loadu_ps(x_scales));
 }
 
-struct Q4Pair {
-  static constexpr size_t kBlockBytes = sizeof(BlockQ4_0);
-  // 36 bytes: a load of 64 would run past the end of the matrix on its last pair.
-  static constexpr __mmask64 kLoadMask = (__mmask64{1} << (2 * kBlockBytes)) - 1;
-  __m512i byte_index, nibble_mask, word_index;
-  TULU_VBMI Q4Pair() {
-    alignas(64) uint8_t bytes[64], masks[64];
+struct Q4Quad {
+  using Block = BlockQ4_0;
+  static constexpr size_t kBlocks = 4, kXBytes = 128;
+  __m512i byte_index, low_nibbles, word_index;
+  TULU_VBMI Q4Quad() {
+    alignas(64) uint8_t bytes[64];
     alignas(64) uint16_t words[32];
-    for (size_t j = 0; j < 64; ++j) {
-      bytes[j] = static_cast<uint8_t>(q4_block_of(j) * kBlockBytes + 2 + j % 16);
-      masks[j] = j < 32 ? 0x0F : 0xF0;
-    }
-    for (size_t w = 0; w < 32; ++w)  // word 0 = d of block a, word 9 = d of block b (byte 18)
-      words[w] = static_cast<uint16_t>(w < 16 && q4_block_of(4 * w) == 1 ? 9 : 0);
+    // Byte j = stored byte j%16 of block j/16 (18-byte blocks; indices ≥ 64 select the
+    // second table, the quad's last 8 bytes).
+    for (size_t j = 0; j < 64; ++j)
+      bytes[j] = static_cast<uint8_t>((j / 16) * sizeof(Block) + 2 + j % 16);
+    for (size_t w = 0; w < 32; ++w)  // lane l: d of block l/4, word 9·(l/4) (byte 18·(l/4))
+      words[w] = static_cast<uint16_t>(w < 16 ? 9 * (w / 4) : 0);
     byte_index = _mm512_load_si512(bytes);
-    nibble_mask = _mm512_load_si512(masks);
+    low_nibbles = _mm512_set1_epi8(0x0F);
     word_index = _mm512_load_si512(words);
   }
-  // Unsigned weight bytes of the pair at p in the Q4_0 lane order — low nibbles l as l,
-  // high nibbles h as 16·h (no shift: QuantMatvecRow scales those lanes by 1/16) — and
-  // the raw bytes.
-  TULU_VBMI inline __m512i load(const uint8_t* p, __m512i* raw) const {
-    *raw = _mm512_maskz_loadu_epi8(kLoadMask, p);
-    return _mm512_and_si512(_mm512_permutexvar_epi8(byte_index, *raw), nibble_mask);
+  // Σ (u − 8)·x per lane over the quad at p (72 bytes); raw: its first 64 bytes.
+  TULU_VBMI inline __m512i dot(const uint8_t* p, const int8_t* x, __m512i correction,
+                               __m512i* raw) const {
+    *raw = _mm512_loadu_si512(p);
+    const __m512i tail = _mm512_maskz_loadu_epi8(0xFF, p + 64);  // never past the quad
+    const __m512i packed = _mm512_permutex2var_epi8(*raw, byte_index, tail);
+    const __m512i low = _mm512_and_si512(packed, low_nibbles);
+    const __m512i high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles);
+    const __m512i sum = _mm512_dpbusd_epi32(correction, low, _mm512_loadu_si512(x));
+    return _mm512_dpbusd_epi32(sum, high, _mm512_loadu_si512(x + 64));
   }
 };
 
 struct Q8Pair {
-  static constexpr size_t kBlockBytes = sizeof(BlockQ8_0);
+  using Block = BlockQ8_0;
+  static constexpr size_t kBlocks = 2, kXBytes = 64;
   __m512i word_index, sign_flip;
   TULU_VBMI Q8Pair() {
     alignas(64) uint16_t words[32];
@@ -142,61 +154,66 @@ struct Q8Pair {
     word_index = _mm512_load_si512(words);
     sign_flip = _mm512_set1_epi8(static_cast<char>(0x80));
   }
-  // Unsigned weight bytes (q + 128) of the pair at p, natural order, and its first 64 bytes.
-  TULU_VBMI inline __m512i load(const uint8_t* p, __m512i* raw) const {
+  // Σ (u − 128)·x per lane over the pair at p (68 bytes), u = q + 128; raw: its first 64
+  // bytes.
+  TULU_VBMI inline __m512i dot(const uint8_t* p, const int8_t* x, __m512i correction,
+                               __m512i* raw) const {
     *raw = _mm512_loadu_si512(p);
     const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kBlockBytes + 2));
-    return _mm512_xor_si512(_mm512_maskz_inserti64x4(0xFF, _mm512_zextsi256_si512(a), b, 1),
-                            sign_flip);
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + sizeof(Block) + 2));
+    const __m512i u = _mm512_xor_si512(
+        _mm512_maskz_inserti64x4(0xFF, _mm512_zextsi256_si512(a), b, 1), sign_flip);
+    return _mm512_dpbusd_epi32(correction, u, _mm512_loadu_si512(x));
   }
 };
 
-// NW weight rows (NW = 4, or 1 for the last rows) over every whole pair.
-template <int NW, typename Pair>
-TULU_VBMI void rows_vbmi(const uint8_t* w, size_t row_bytes, size_t pairs, const int8_t* x_bytes,
-                         const int32_t* corrections, const float* x_scales, const Pair& layout,
+// NW weight rows (NW = 4, or 1 for the last rows) over every whole step.
+template <int NW, typename Layout>
+TULU_VBMI void rows_vbmi(const uint8_t* w, size_t row_bytes, size_t steps, const int8_t* x_bytes,
+                         const int32_t* corrections, const float* x_scales, const Layout& layout,
                          float* out) {
-  constexpr size_t kPairWeightBytes = 2 * Pair::kBlockBytes;
+  constexpr size_t kStepWeightBytes = Layout::kBlocks * sizeof(typename Layout::Block);
   const uint8_t* ahead = w + 8 * row_bytes;  // two 4-row tiles ahead
   __m512 acc[NW];
   for (auto& a : acc) a = _mm512_setzero_ps();
-  for (size_t p = 0; p < pairs; ++p) {
-    for (size_t line = 0; line < NW * kPairWeightBytes; line += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(ahead + p * NW * kPairWeightBytes + line),
+  for (size_t s = 0; s < steps; ++s) {
+    for (size_t line = 0; line < NW * kStepWeightBytes; line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + s * NW * kStepWeightBytes + line),
                    _MM_HINT_T0);
-    const __m512i xv = _mm512_loadu_si512(x_bytes + p * kPairBytes);
-    const __m512i correction = _mm512_loadu_si512(corrections + p * kLanes);
+    const int8_t* xs = x_bytes + s * Layout::kXBytes;
+    const __m512i correction = _mm512_loadu_si512(corrections + s * kLanes);
 #pragma GCC unroll 4
     for (int i = 0; i < NW; ++i) {
       __m512i raw;
-      const __m512i wu =
-          layout.load(w + static_cast<size_t>(i) * row_bytes + p * kPairWeightBytes, &raw);
-      const __m512i sum = _mm512_dpbusd_epi32(correction, wu, xv);
+      const __m512i sum = layout.dot(w + static_cast<size_t>(i) * row_bytes + s * kStepWeightBytes,
+                                     xs, correction, &raw);
       acc[i] = _mm512_fmadd_ps(to_float(sum),
-                               lane_scales(raw, layout.word_index, x_scales + p * kLanes), acc[i]);
+                               lane_scales(raw, layout.word_index, x_scales + s * kLanes), acc[i]);
     }
   }
   for (int i = 0; i < NW; ++i) out[i] = sum_lanes(acc[i]);
 }
 
-template <typename Pair, typename WBlock>
+template <typename Layout>
 TULU_VBMI void matvec_vbmi(const uint8_t* w, size_t rows, size_t blocks, const int8_t* x_bytes,
                            const int32_t* corrections, const float* x_scales, const BlockQ8_0* x,
-                           float (*dot)(const WBlock*, const BlockQ8_0*, size_t), float* out) {
-  static const Pair layout;
-  const size_t row_bytes = blocks * Pair::kBlockBytes, pairs = blocks / 2;
+                           float (*dot)(const typename Layout::Block*, const BlockQ8_0*, size_t),
+                           float* out) {
+  static const Layout layout;
+  const size_t row_bytes = blocks * sizeof(typename Layout::Block);
+  const size_t steps = blocks / Layout::kBlocks;
   size_t r = 0;
   for (; r + 4 <= rows; r += 4)
-    rows_vbmi<4>(w + r * row_bytes, row_bytes, pairs, x_bytes, corrections, x_scales, layout,
+    rows_vbmi<4>(w + r * row_bytes, row_bytes, steps, x_bytes, corrections, x_scales, layout,
                  out + r);
   for (; r < rows; ++r)
-    rows_vbmi<1>(w + r * row_bytes, row_bytes, pairs, x_bytes, corrections, x_scales, layout,
+    rows_vbmi<1>(w + r * row_bytes, row_bytes, steps, x_bytes, corrections, x_scales, layout,
                  out + r);
-  if (blocks % 2 == 1)  // the odd last block: the pairwise dot on that block alone
+  const size_t done = steps * Layout::kBlocks;
+  if (done < blocks)  // the last blocks that do not fill a step: the pairwise dot
     for (r = 0; r < rows; ++r)
-      out[r] += dot(reinterpret_cast<const WBlock*>(w + r * row_bytes) + (blocks - 1),
-                    x + (blocks - 1), 1);
+      out[r] += dot(reinterpret_cast<const typename Layout::Block*>(w + r * row_bytes) + done,
+                    x + done, blocks - done);
 }
 
 }  // namespace
@@ -204,11 +221,11 @@ TULU_VBMI void matvec_vbmi(const uint8_t* w, size_t rows, size_t blocks, const i
 void quant_matvec_rows(const void* weights, size_t rows, const QuantMatvecRow& x, float* out) {
   const auto* w = static_cast<const uint8_t*>(weights);
   if (x.weight_type_ == DType::Q4_0)
-    matvec_vbmi<Q4Pair, BlockQ4_0>(w, rows, x.blocks_, x.bytes_.data(), x.corrections_.data(),
-                                   x.scales_.data(), x.x_, vec_dot_q4_0_q8_0, out);
+    matvec_vbmi<Q4Quad>(w, rows, x.blocks_, x.bytes_.data(), x.corrections_.data(),
+                        x.scales_.data(), x.x_, vec_dot_q4_0_q8_0, out);
   else
-    matvec_vbmi<Q8Pair, BlockQ8_0>(w, rows, x.blocks_, x.bytes_.data(), x.corrections_.data(),
-                                   x.scales_.data(), x.x_, vec_dot_q8_0_q8_0, out);
+    matvec_vbmi<Q8Pair>(w, rows, x.blocks_, x.bytes_.data(), x.corrections_.data(),
+                        x.scales_.data(), x.x_, vec_dot_q8_0_q8_0, out);
 }
 
 #else  // not x86: prepare() always declines, so this is never reached

@@ -2,13 +2,14 @@
 // AVX-512 VNNI + VBMI: the decode-step kernel, where every weight byte is read once per
 // token and the work per byte must stay well below what memory delivers.
 //
-// Each instruction covers a pair of 32-weight blocks (one zmm): the weight bytes of the
-// pair are loaded once, widened to unsigned bytes (Q8_0: q + 128; Q4_0: the stored nibbles)
-// with one permute, and multiplied by the activation bytes with one vpdpbusd; the pair's two
-// f16 scales are permuted into lanes and converted in one instruction. What depends on the
-// activation row only — its quantized bytes in the lane order the weights take, the offset
-// correction −offset·Σx per lane and the scales d_x per lane — is prepared once per row
-// (QuantMatvecRow), not per weight row.
+// Each step covers a pair of Q8_0 blocks (68 bytes: one zmm of weight bytes, q + 128) or a
+// quad of Q4_0 blocks (72 bytes: one two-table byte permute gathers the 64 nibble bytes,
+// a mask and a shift split them into two zmm), multiplied by the activation bytes with
+// vpdpbusd; the step's f16 weight scales are permuted into lanes and converted in one
+// instruction, and one convert + multiply + FMA per step applies the scales. What depends
+// on the activation row only — its quantized bytes in the lane order the weights take, the
+// offset correction −offset·Σx per lane and the scales d_x per lane — is prepared once per
+// row (QuantMatvecRow), not per weight row.
 //
 // Every lane's integer sum is a partial of ggml's exact block sum, so the result is the
 // ggml block dot (quant_dot.h, vec_dot_*_ref) up to fp32 accumulation order; the bound of
@@ -42,8 +43,8 @@ class QuantMatvecRow {
   DType weight_type_ = DType::Q8_0;
   size_t blocks_ = 0;
   const BlockQ8_0* x_ = nullptr;  // the caller's blocks (for an odd last block)
-  // Per pair of blocks p: 64 activation bytes in the weights' lane order, 16 int32
-  // corrections and 16 float scales (lane l belongs to block 2p or 2p + 1).
+  // Per step (2 blocks of Q8_0, 4 of Q4_0): 64 or 128 activation bytes in the weights'
+  // lane order, 16 int32 corrections and 16 float scales (lane l belongs to one block).
   std::vector<int8_t> bytes_;
   std::vector<int32_t> corrections_;
   std::vector<float> scales_;
