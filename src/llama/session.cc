@@ -257,9 +257,8 @@ void Session::forward(const LlamaModel& model, Buffers& b, std::span<const RowRu
       const Session& s = *runs[0].session;
       const size_t layer_offset = cache_offset(runs[0], l, 0);
       const bool gemm = rows >= kGemmAttentionMinRows;
-      if (s.kv_type_ == KvType::F16) {
-        const Half* layer_keys = s.k_cache_f16_.data() + layer_offset;
-        const Half* layer_values = s.v_cache_f16_.data() + layer_offset;
+      // Keys/values as stored (float or Half): the kernels have an overload for each.
+      const auto attend = [&](const auto* layer_keys, const auto* layer_values) {
         if (gemm) {
           attention_gemm(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
                          b.attended.data(), b.score_matrices.data(), pool);
@@ -267,17 +266,11 @@ void Session::forward(const LlamaModel& model, Buffers& b, std::span<const RowRu
           attention(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
                     b.attended.data(), b.scores.data(), pool);
         }
-      } else {
-        const float* layer_keys = s.k_cache_.data() + layer_offset;
-        const float* layer_values = s.v_cache_.data() + layer_offset;
-        if (gemm) {
-          attention_gemm(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
-                         b.attended.data(), b.score_matrices.data(), pool);
-        } else {
-          attention(b.queries.data(), rows, runs[0].first, layer_keys, layer_values, shape,
-                    b.attended.data(), b.scores.data(), pool);
-        }
-      }
+      };
+      if (s.kv_type_ == KvType::F16)
+        attend(s.k_cache_f16_.data() + layer_offset, s.v_cache_f16_.data() + layer_offset);
+      else
+        attend(s.k_cache_.data() + layer_offset, s.v_cache_.data() + layer_offset);
     } else {
       // Every (row, head) pair of every session at once (attention_rows.h): one call for
       // the rows over F32 caches, one for those over F16 caches (each uses the whole score
