@@ -2,20 +2,22 @@
 
 A random model (tulu init, hidden 256, 2 layers, GQA) is quantized with `tulu quantize
 --type q8_0|q4_0`; then the logits of a fixed prompt are computed three ways:
-  batch        one forward batch: 4×4 VNNI tiles (prompt-batch kernel),
-  incremental  one token at a time through the KV cache: 4×1 tiles (matrix–vector kernel),
+  batch        one forward batch: the packed-tile VNNI GEMM (prompt-batch kernel),
+  incremental  one token at a time through the KV cache: the 512-bit matrix–vector kernel,
   generic      TULU_FORCE_GENERIC=1: ggml's scalar vec_dot (the reference),
 and the paths are compared with each other. The quantized kernels form the same exact
 integer block sums on every path and differ only in fp32 accumulation order (≈ 1e-7
-relative per dot; tests/kernels/quant_kernels_test.cc bounds it), but each layer
-re-quantizes its activations to Q8_0, and activations derived from a quantized embedding
-(token_embd is Q8_0/Q4_0 here) with unit RMSNorm weights sit exactly on Q8_0 rounding ties
-(a Q4_0 block's values are (q − 8)·c, so x/d = (q − 8)·127/8 hits ±63.5): the last bit of
-the RMSNorm (generic vs SIMD summation order) decides those ties, which moves Q4_0 logits by
-≈ 1 % of max |logit| — measured: the quantized kernels alone (generic vs fast with every
-other kernel fixed) differ by < 1e-6 relative. Hence two bounds:
-  fast vs fast (batch / incremental / prefill + incremental): same RMSNorm bits, measured 0;
-  fast vs generic: ties may flip, measured 1.1e-3 (Q8_0) and 1.35e-2 (Q4_0).
+relative per dot; tests/kernels/quant_*_test.cc bound it per kernel), but each layer
+re-quantizes its activations to Q8_0, and an activation within an ulp of a Q8_0 rounding tie
+is rounded by whichever side its last bit falls: one such flip moves that layer's output by
+≈ 2e-4 of its scale and, through the KV cache, every later position's logits by ≈ 0.5 % of
+max |logit| (measured: Q8_0 incremental vs batch, a flip in layer 0's MLP input at
+position 4). Activations derived from a quantized embedding (token_embd is Q8_0/Q4_0 here)
+with unit RMSNorm weights even sit exactly on ties (a Q4_0 block's values are (q − 8)·c, so
+x/d = (q − 8)·127/8 hits ±63.5). So every pair of paths is held to the same bound, set by
+such flips: max |Δ| ≤ 5 % of max |logit| and top-1 equal at ≥ 90 % of positions; measured
+1.1e-3 (Q8_0) and 1.35e-2 (Q4_0) fast vs generic, 7.4e-3 (Q8_0) and 1.6e-7 (Q4_0)
+incremental vs batch, 1.6e-7 prefill + incremental vs batch.
 A dropped block, wrong offset or wrong scale moves logits by O(max |logit|).
 Also: top-1 agreement of each quantized model with the F32 model on the same prompt.
 """
@@ -29,8 +31,7 @@ TULU = os.environ["TULU_BIN"]
 TMP = os.path.join(os.environ["TULU_TEST_TMP"], "quant_paths")
 os.makedirs(TMP, exist_ok=True)
 
-FAST_PATHS_BOUND = 1e-3     # max |Δ| / max |logit|, batch vs incremental kernels
-GENERIC_BOUND = 5e-2        # max |Δ| / max |logit|, fast vs TULU_FORCE_GENERIC=1
+PATHS_BOUND = 5e-2          # max |Δ| / max |logit| between any two paths (tie flips, above)
 MIN_SAME_TOP1 = 0.9         # top-1 equal between paths (measured 0.96 .. 1.00)
 # Top-1 agreement with F32 over the prompt's 24 positions (random-weight models have flat
 # next-token distributions, so weight rounding flips close calls): measured Q8_0 0.917,
@@ -73,11 +74,11 @@ def main():
         generic = logits(gguf, ids, qtype + "-generic", env={"TULU_FORCE_GENERIC": "1"})
         batch = logits(gguf, ids, qtype + "-batch")
         scale = float(np.max(np.abs(generic)))
-        compared = [("batch vs generic", batch, generic, GENERIC_BOUND)]
+        compared = [("batch vs generic", batch, generic, PATHS_BOUND)]
         for label, extra in (("incremental", ("--incremental",)),
                              ("prefill 5 + incremental", ("--incremental", "--prefill", "5"))):
             got = logits(gguf, ids, f"{qtype}-{label.replace(' ', '_')}", extra)
-            compared.append((label + " vs batch", got, batch, FAST_PATHS_BOUND))
+            compared.append((label + " vs batch", got, batch, PATHS_BOUND))
         for label, got, want, bound in compared:
             d = float(np.max(np.abs(got - want))) / scale
             same_top1 = float(np.mean(got.argmax(1) == want.argmax(1)))
