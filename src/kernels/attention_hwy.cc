@@ -61,32 +61,38 @@ namespace tulu {
 HWY_EXPORT(AttentionHeadsF32);
 HWY_EXPORT(AttentionHeadsF16);
 
-void attention(const float* q, int64_t rows, int first_position, const float* keys,
-               const float* values, const AttentionShape& shape, float* out, float* scores,
-               ThreadPool& pool) {
+namespace {
+
+// Both cache types: heads split over the pool, each task running `heads` (the dispatched
+// AttentionHeadsF32 / AttentionHeadsF16) over its range; the scalar reference when forced.
+template <typename KV, typename HeadsFn>
+void attention_over_heads(const float* q, int64_t rows, int first_position, const KV* keys,
+                          const KV* values, const AttentionShape& shape, float* out, float* scores,
+                          ThreadPool& pool, HeadsFn heads) {
   if (rows <= 0) return;
   if (force_generic_kernels())
     return attention_ref(q, rows, first_position, keys, values, shape, out);
   const int64_t scores_stride = first_position + rows;
   pool.parallel_for(static_cast<size_t>(shape.heads), 1, [&](size_t begin, size_t end) {
-    HWY_DYNAMIC_DISPATCH(AttentionHeadsF32)
-    (q, rows, first_position, keys, values, shape, out, scores, scores_stride,
-     static_cast<int>(begin), static_cast<int>(end));
+    heads(q, rows, first_position, keys, values, shape, out, scores, scores_stride,
+          static_cast<int>(begin), static_cast<int>(end));
   });
+}
+
+}  // namespace
+
+void attention(const float* q, int64_t rows, int first_position, const float* keys,
+               const float* values, const AttentionShape& shape, float* out, float* scores,
+               ThreadPool& pool) {
+  attention_over_heads(q, rows, first_position, keys, values, shape, out, scores, pool,
+                       HWY_DYNAMIC_DISPATCH(AttentionHeadsF32));
 }
 
 void attention(const float* q, int64_t rows, int first_position, const Half* keys,
                const Half* values, const AttentionShape& shape, float* out, float* scores,
                ThreadPool& pool) {
-  if (rows <= 0) return;
-  if (force_generic_kernels())
-    return attention_ref(q, rows, first_position, keys, values, shape, out);
-  const int64_t scores_stride = first_position + rows;
-  pool.parallel_for(static_cast<size_t>(shape.heads), 1, [&](size_t begin, size_t end) {
-    HWY_DYNAMIC_DISPATCH(AttentionHeadsF16)
-    (q, rows, first_position, keys, values, shape, out, scores, scores_stride,
-     static_cast<int>(begin), static_cast<int>(end));
-  });
+  attention_over_heads(q, rows, first_position, keys, values, shape, out, scores, pool,
+                       HWY_DYNAMIC_DISPATCH(AttentionHeadsF16));
 }
 
 }  // namespace tulu

@@ -185,8 +185,17 @@ QuantPath detect_path() {
 
 std::atomic<int> g_path_limit{static_cast<int>(QuantPath::kVnni)};
 
-QuantPath current_path() {
+}  // namespace
+
+QuantPath quant_cpu_best_path() {
   static const QuantPath detected = detect_path();
+  return detected;
+}
+
+namespace {
+
+QuantPath current_path() {
+  const QuantPath detected = quant_cpu_best_path();
   if (force_generic_kernels()) return QuantPath::kGeneric;
   return static_cast<QuantPath>(std::min(static_cast<int>(detected), g_path_limit.load()));
 }
@@ -276,6 +285,9 @@ bool quant_tile_q4_0(const BlockQ4_0*, const BlockQ8_0*, size_t, int, float*) {
 }
 void set_quant_dot_path_limit(QuantPath) {}
 QuantPath quant_dot_path() {
+  return QuantPath::kGeneric;
+}
+QuantPath quant_cpu_best_path() {
   return QuantPath::kGeneric;
 }
 

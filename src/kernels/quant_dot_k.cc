@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "kernels/dispatch.h"
+#include "kernels/quant_dot.h"
 #include "tensor/half.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -355,20 +356,10 @@ TULU_VNNI void dot_q6_k_vnni(const BlockQ6_K* w, const BlockQ8_K* x, size_t bloc
   for (int r = 0; r < NX; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-QuantPath detect_path() {
-  __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
-  if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
-    return QuantPath::kVnni;
-  return avx2 ? QuantPath::kAvx2 : QuantPath::kGeneric;
-}
-
 std::atomic<int> g_path_limit{static_cast<int>(QuantPath::kVnni)};
 
 QuantPath current_path() {
-  static const QuantPath detected = detect_path();
+  const QuantPath detected = quant_cpu_best_path();
   if (force_generic_kernels()) return QuantPath::kGeneric;
   return static_cast<QuantPath>(std::min(static_cast<int>(detected), g_path_limit.load()));
 }
