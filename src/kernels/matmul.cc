@@ -110,6 +110,41 @@ void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadP
   matmul_blas(x, rows, w, y, pool, scratch);
 }
 
+void parallel_for_outputs(std::span<const MatmulOutput> outputs, size_t min_chunk,
+                          ThreadPool& pool,
+                          const std::function<void(size_t, int64_t, int64_t)>& fn) {
+  int64_t total = 0;
+  for (const MatmulOutput& o : outputs) total += o.w->dim(0);
+  pool.parallel_for(static_cast<size_t>(total), min_chunk, [&](size_t begin, size_t end) {
+    int64_t offset = 0;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const int64_t n = outputs[i].w->dim(0);
+      const int64_t b = std::max(static_cast<int64_t>(begin), offset);
+      const int64_t e = std::min(static_cast<int64_t>(end), offset + n);
+      if (b < e) fn(i, b - offset, e - offset);
+      offset += n;
+    }
+  });
+}
+
+void matmul_group(const float* x, int64_t rows, std::span<const MatmulOutput> outputs,
+                  ThreadPool& pool, MatmulScratch* scratch) {
+  if (outputs.empty() || rows <= 0) return;
+  const TensorView& first = *outputs.front().w;
+  bool same = first.dim(1) > 0;
+  for (const MatmulOutput& o : outputs)
+    same = same && o.w->dtype == first.dtype && o.w->dim(1) == first.dim(1);
+  if (same && dtype_is_quantized(first.dtype)) {
+    if (quant_matvec_group(x, rows, outputs, pool)) return;
+  } else if (same && rows == 1 && !force_generic_kernels()) {
+    parallel_for_outputs(outputs, kMinRowsPerTask, pool, [&](size_t i, int64_t begin, int64_t end) {
+      matvec_rows(x, *outputs[i].w, begin, end, outputs[i].y);
+    });
+    return;
+  }
+  for (const MatmulOutput& o : outputs) matmul(x, rows, *o.w, o.y, pool, scratch);
+}
+
 void matmul_blas(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
                  MatmulScratch* scratch) {
   const int64_t out = w.dim(0), in = w.dim(1);

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -47,6 +49,30 @@ const char* blas_core_name();
 // alias x. scratch may be null (a temporary one is made when BF16/F16 weights need it).
 void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
             MatmulScratch* scratch = nullptr);
+
+// One product of a matmul_group(): y [rows, w.dim(0)] = x · Wᵀ. Non-owning.
+struct MatmulOutput {
+  const TensorView* w;
+  float* y;
+};
+
+// Several products of the same x (a layer's q/k/v, or gate/up): the same values as one
+// matmul() per output, in one pass where that saves work. For a decode step (rows 1..3 with
+// Q8_0/Q4_0 weights on the 512-bit matrix–vector kernel, rows == 1 otherwise) the outputs'
+// weight rows are dealt over the pool in a single dispatch and x is quantized once: a
+// Llama layer then meets 5 pool barriers per token instead of 8, and the small k/v products
+// (256 rows on TinyLlama) no longer pay a hand-off each. Otherwise (prompts, weights of
+// different dtypes or `in`, forced generic kernels) it calls matmul() per output.
+// No y may alias x.
+void matmul_group(const float* x, int64_t rows, std::span<const MatmulOutput> outputs,
+                  ThreadPool& pool, MatmulScratch* scratch = nullptr);
+
+// The concatenated weight rows of `outputs` split over the pool in one parallel_for:
+// fn(i, begin, end) for each output i and its row range [begin, end) within one chunk.
+// Chunks hold at least min_chunk rows.
+void parallel_for_outputs(std::span<const MatmulOutput> outputs, size_t min_chunk,
+                          ThreadPool& pool,
+                          const std::function<void(size_t, int64_t, int64_t)>& fn);
 
 // The sgemm path of matmul() whatever the row count (benchmarks and tests compare it with
 // matvec_multi.h to place the crossover). Same contract as matmul(); F32/BF16/F16 only.

@@ -1,6 +1,7 @@
 #include "kernels/quant_matmul.h"
 
 #include <algorithm>
+#include <span>
 #include <vector>
 
 #include "core/error.h"
@@ -29,24 +30,44 @@ constexpr int64_t kGemmMinRows = 5;
 constexpr size_t kMinRowsPerQuantizeTask = 8;
 
 // Generation steps (1–3 activation rows): the 512-bit matrix–vector kernel
-// (quant_matvec.h), output rows split over the pool. False when the CPU lacks its path.
-bool matvec_512(const TensorView& w, const BlockQ8_0* xq, int64_t rows, float* y,
+// (quant_matvec.h) over every output's weight rows (one dtype, one `in`), split over the
+// pool in one dispatch. xq: rows × (in / 32) blocks. False (nothing written) when the CPU
+// lacks the path.
+bool matvec_512(std::span<const MatmulOutput> outputs, const BlockQ8_0* xq, int64_t rows,
                 ThreadPool& pool) {
-  const int64_t out = w.dim(0), in = w.dim(1);
-  const auto blocks = static_cast<size_t>(in) / kQuantBlock;
+  const TensorView& first = *outputs.front().w;
+  const auto blocks = static_cast<size_t>(first.dim(1)) / kQuantBlock;
   thread_local QuantMatvecRow prepared_rows[kTileRows - 1];
   // Workers must see the caller's rows, not their own thread_local copies.
   QuantMatvecRow* prepared = prepared_rows;
   for (int64_t r = 0; r < rows; ++r)
-    if (!prepared[r].prepare(w.dtype, xq + static_cast<size_t>(r) * blocks, blocks)) return false;
-  const size_t row_bytes = dtype_row_bytes(w.dtype, static_cast<uint64_t>(in));
-  const auto* weights = static_cast<const uint8_t*>(w.data);
-  pool.parallel_for(static_cast<size_t>(out), kMinRowsPerTask, [&](size_t begin, size_t end) {
+    if (!prepared[r].prepare(first.dtype, xq + static_cast<size_t>(r) * blocks, blocks))
+      return false;
+  const size_t row_bytes = dtype_row_bytes(first.dtype, static_cast<uint64_t>(first.dim(1)));
+  parallel_for_outputs(outputs, kMinRowsPerTask, pool, [&](size_t i, int64_t begin, int64_t end) {
+    const auto* weights = static_cast<const uint8_t*>(outputs[i].w->data);
+    const int64_t out = outputs[i].w->dim(0);
     for (int64_t r = 0; r < rows; ++r)
-      quant_matvec_rows(weights + begin * row_bytes, end - begin, prepared[r],
-                        y + r * out + static_cast<int64_t>(begin));
+      quant_matvec_rows(weights + static_cast<size_t>(begin) * row_bytes,
+                        static_cast<size_t>(end - begin), prepared[r],
+                        outputs[i].y + r * out + begin);
   });
   return true;
+}
+
+// The Q8_0 blocks of `rows` rows of x ([rows, in], in a multiple of 32), row by row, split
+// over the pool for prompt batches (a 512-token prompt has 512 independent rows); a few
+// decode rows are not worth a dispatch.
+std::vector<BlockQ8_0> quantize_rows(const float* x, int64_t rows, int64_t in, ThreadPool& pool) {
+  const auto blocks = static_cast<size_t>(in) / kQuantBlock;
+  std::vector<BlockQ8_0> xq(static_cast<size_t>(rows) * blocks);
+  pool.parallel_for(static_cast<size_t>(rows), kMinRowsPerQuantizeTask,
+                    [&](size_t begin, size_t end) {
+                      for (size_t r = begin; r < end; ++r)
+                        quantize_row_q8_0(x + r * static_cast<size_t>(in), xq.data() + r * blocks,
+                                          static_cast<size_t>(in));
+                    });
+  return xq;
 }
 
 template <typename WBlock, float (*Dot)(const WBlock*, const BlockQ8_0*, size_t),
@@ -58,19 +79,12 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
                            ThreadPool& pool) {
   const int64_t out = w.dim(0), in = w.dim(1);
   const auto blocks = static_cast<size_t>(in) / kQuantBlock;
-  std::vector<BlockQ8_0> xq(static_cast<size_t>(rows) * blocks);
-  // Row by row, split over the pool for prompt batches (a 512-token prompt has 512
-  // independent rows); a few decode rows are not worth a dispatch.
-  pool.parallel_for(static_cast<size_t>(rows), kMinRowsPerQuantizeTask,
-                    [&](size_t begin, size_t end) {
-                      for (size_t r = begin; r < end; ++r)
-                        quantize_row_q8_0(x + r * static_cast<size_t>(in), xq.data() + r * blocks,
-                                          static_cast<size_t>(in));
-                    });
+  const std::vector<BlockQ8_0> xq = quantize_rows(x, rows, in, pool);
   const auto* weights = static_cast<const WBlock*>(w.data);
   if (rows >= kGemmMinRows && quant_gemm_available())
     return Gemm(weights, out, xq.data(), rows, blocks, y, pool);
-  if (rows < kTileRows && matvec_512(w, xq.data(), rows, y, pool)) return;
+  const MatmulOutput single[] = {{&w, y}};
+  if (rows < kTileRows && matvec_512(single, xq.data(), rows, pool)) return;
   const bool generic = force_generic_kernels();
   const auto dot = generic ? DotRef : Dot;
   // Tiles of 4 weight rows × 4 activation rows (× 1 for the last rows of a batch and for
@@ -106,6 +120,22 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
 }
 
 }  // namespace
+
+bool quant_matvec_group(const float* x, int64_t rows, std::span<const MatmulOutput> outputs,
+                        ThreadPool& pool) {
+  if (rows < 1 || rows >= kTileRows || outputs.empty() || force_generic_kernels() ||
+      quant_dot_path() != QuantPath::kVnni)
+    return false;
+  const TensorView& first = *outputs.front().w;
+  const int64_t in = first.dim(1);
+  if ((first.dtype != DType::Q8_0 && first.dtype != DType::Q4_0) || in <= 0 ||
+      in % static_cast<int64_t>(kQuantBlock) != 0)
+    return false;
+  for (const MatmulOutput& o : outputs)
+    if (o.w->dtype != first.dtype || o.w->dim(1) != in) return false;
+  const std::vector<BlockQ8_0> xq = quantize_rows(x, rows, in, pool);
+  return matvec_512(outputs, xq.data(), rows, pool);
+}
 
 void quant_matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool) {
   const int64_t in = w.dim(1);

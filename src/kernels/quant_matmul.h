@@ -15,12 +15,22 @@
 
 #include <cstdint>
 
+#include <span>
+
 #include "core/thread_pool.h"
+#include "kernels/matmul.h"
 #include "tensor/tensor.h"
 
 namespace tulu {
 
 // x [rows, in] fp32, y [rows, out] fp32 (not aliasing x).
 void quant_matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool);
+
+// matmul_group()'s decode step for quantized weights: when every output's weight has the
+// same Q8_0/Q4_0 dtype and `in`, rows is 1..3 and the 512-bit matrix–vector kernel runs on
+// this CPU, computes all outputs (x quantized once, one pool dispatch) and returns true;
+// otherwise returns false having written nothing.
+bool quant_matvec_group(const float* x, int64_t rows, std::span<const MatmulOutput> outputs,
+                        ThreadPool& pool);
 
 }  // namespace tulu

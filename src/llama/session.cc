@@ -224,9 +224,9 @@ void Session::forward(const LlamaModel& model, Buffers& b, std::span<const RowRu
 
     // Self-attention block.
     rmsnorm(x, b.input_norms.data() + l * hidden, xn, rows, hidden, eps);
-    matmul(xn, rows, layer.q_proj, b.queries.data(), pool, scratch);
-    matmul(xn, rows, layer.k_proj, new_keys, pool, scratch);
-    matmul(xn, rows, layer.v_proj, new_values, pool, scratch);
+    const MatmulOutput qkv[] = {
+        {&layer.q_proj, b.queries.data()}, {&layer.k_proj, new_keys}, {&layer.v_proj, new_values}};
+    matmul_group(xn, rows, qkv, pool, scratch);
     int64_t row = 0;
     for (const RowRun& run : runs) {
       rope_apply(b.queries.data() + row * q_dim, run.count, q_dim, c.num_attention_heads, run.first,
@@ -305,8 +305,8 @@ void Session::forward(const LlamaModel& model, Buffers& b, std::span<const RowRu
 
     // MLP block (SwiGLU).
     rmsnorm(x, b.post_norms.data() + l * hidden, xn, rows, hidden, eps);
-    matmul(xn, rows, layer.gate_proj, b.gate.data(), pool, scratch);
-    matmul(xn, rows, layer.up_proj, b.up.data(), pool, scratch);
+    const MatmulOutput gate_up[] = {{&layer.gate_proj, b.gate.data()}, {&layer.up_proj, b.up.data()}};
+    matmul_group(xn, rows, gate_up, pool, scratch);
     silu_mul(b.gate.data(), b.up.data(), static_cast<size_t>(rows * inter));
     matmul(b.gate.data(), rows, layer.down_proj, b.projected.data(), pool, scratch);
     add_inplace(x, b.projected.data(), static_cast<size_t>(rows * hidden));
