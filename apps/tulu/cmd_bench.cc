@@ -19,6 +19,7 @@
 #include "command.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
@@ -199,7 +200,7 @@ Json to_json(const TestResult& t, const ModelFacts& m, const RunInfo& run) {
   j["n_threads"] = run.threads;
   j["type_k"] = std::string(kv_type_name(run.kv_type));  // llama-bench's names: "f32", "f16"
   j["type_v"] = std::string(kv_type_name(run.kv_type));
-  j["use_mmap"] = true;
+  j["use_mmap"] = !files_in_memory();  // --no-mmap
   j["n_prompt"] = t.n_prompt;
   j["n_gen"] = t.n_gen;
   j["test_time"] = t.test_time;
@@ -242,9 +243,11 @@ void print_markdown(const std::vector<TestResult>& tests, const ModelFacts& m, c
     std::printf("| %s | %s | %s | CPU | %d | %s | %.2f ± %.2f |\n", m.type.c_str(),
                 human_size(m.size).c_str(), params, run.threads, test, mean(ts), stddev(ts));
   }
-  std::printf("\nload: %.1f ms; peak RSS: %s (weights %s + KV cache %s %s + workspaces); "
+  std::printf("\nload: %.1f ms (weights %s); peak RSS: %s (weights %s + KV cache %s %s + "
+              "workspaces); "
               "weights read per generated token: %s; kernels: %s; BLAS: OpenBLAS %s\n",
-              run.load_ms, human_size(peak_rss_bytes()).c_str(), human_size(m.size).c_str(),
+              run.load_ms, files_in_memory() ? "read into memory" : "mapped",
+              human_size(peak_rss_bytes()).c_str(), human_size(m.size).c_str(),
               human_size(run.kv_cache_bytes).c_str(), std::string(kv_type_name(run.kv_type)).c_str(),
               human_size(m.bytes_per_token).c_str(),
               kernel_target_name().c_str(), blas_core_name());

@@ -31,7 +31,10 @@ struct ModelOptions {
   std::string model_dir;  // -m, --model
   int threads = 0;        // -t, --threads (0 = all hardware threads)
 };
-void add_model_options(CLI::App& app, ModelOptions& options);
+void add_model_options(CLI::App& app, ModelOptions& options);  // -m, -t, --no-mmap
+// --no-mmap alone (commands with their own -m): weight files are read into memory
+// (core/mapped_file.h's set_files_in_memory) instead of mapped.
+void add_no_mmap_flag(CLI::App& app);
 int resolve_threads(int requested);
 
 }  // namespace tulu::cli

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -60,6 +61,29 @@ TEST(FileIo, EmptyFileMaps) {
   write_file_atomic(path, std::string_view(""));
   auto mapped = MappedFile::open(path);
   EXPECT_EQ(mapped->size(), 0u);
+}
+
+// --no-mmap: the same bytes, read into private memory in parallel slices (a file large
+// enough for two or more slices, with a position-dependent pattern so that a slice read to
+// the wrong place shows), and the same errors.
+TEST(FileIo, FilesReadIntoMemory) {
+  const std::string path = join_path(temp_dir(), "big.bin");
+  std::string bytes((size_t{520} << 20) + 12345, '\0');
+  for (size_t i = 0; i < bytes.size(); i += 4093) bytes[i] = static_cast<char>(i * 2654435761u >> 24);
+  write_file_atomic(path, std::string_view(bytes));
+  set_files_in_memory(true);
+  auto read = MappedFile::open(path);
+  auto empty_path = join_path(temp_dir(), "empty2");
+  write_file_atomic(empty_path, std::string_view(""));
+  auto empty = MappedFile::open(empty_path);
+  EXPECT_THROW(MappedFile::open("/nonexistent.gguf"), Error);
+  EXPECT_THROW(MappedFile::open(temp_dir()), Error);
+  set_files_in_memory(false);
+  EXPECT_TRUE(read->in_memory());
+  ASSERT_EQ(read->size(), bytes.size());
+  EXPECT_TRUE(std::memcmp(read->data(), bytes.data(), bytes.size()) == 0);
+  EXPECT_EQ(empty->size(), 0u);
+  EXPECT_FALSE(MappedFile::open(path)->in_memory());
 }
 
 }  // namespace

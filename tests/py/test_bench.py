@@ -84,6 +84,12 @@ def main():
     assert "| pp8 |" in md.stdout and "| tg4 |" in md.stdout and "peak RSS" in md.stdout, md.stdout
     print("ok   -o md prints pp8 and tg4 rows and the peak RSS line")
 
+    for flags, mapped in (([], True), (["--no-mmap"], False)):
+        p = run(["-m", model_dirs["bfloat16"], "-p", "4", "-n", "2", "-r", "1", "-o", "json", *flags])
+        assert p.returncode == 0, p.stderr
+        assert [r["use_mmap"] for r in json.loads(p.stdout)] == [mapped, mapped], p.stdout[:300]
+    print("ok   use_mmap is true by default and false with --no-mmap")
+
     cases = [
         (["-o", "xml"], ["xml"]),
         (["-p", "0", "-n", "0"], ["-p and -n are both 0"]),

@@ -83,9 +83,9 @@ def run(args, expect_ok=True):
     return result
 
 
-def logits(model, ids, name):
+def logits(model, ids, name, extra=()):
     out = os.path.join(TMP, name + ".npy")
-    run(["logits", "-m", model, "--ids", ",".join(map(str, ids)), "-o", out, "-t", "2"])
+    run(["logits", "-m", model, "--ids", ",".join(map(str, ids)), "-o", out, "-t", "2", *extra])
     return np.load(out).astype(np.float64)
 
 
@@ -193,6 +193,13 @@ def test_header_variants(name, config, state, ids):
         gr.write_gguf(path, metadata + extra, tensors, **kwargs)
         d = max_diff(logits(path, ids, name + "_variant"), base)
         check(d == 0.0, f"{name} GGUF {label}: logits identical to the v3 file: max |Δ| = {d:.3e}")
+    # --no-mmap reads the same bytes into memory instead of mapping them.
+    for type_name in ("F32", "Q8_0", "Q4_0"):
+        path = os.path.join(TMP, f"{name}_{type_name}.gguf")  # written by test_load
+        mapped = logits(path, ids, name + "_mapped")
+        d = max_diff(logits(path, ids, name + "_in_memory", ["--no-mmap"]), mapped)
+        check(d == 0.0, f"{name} {type_name} GGUF with --no-mmap: logits identical to the mapped file: "
+                        f"max |Δ| = {d:.3e}")
 
 
 def test_requantize(name, hf_dir):
