@@ -38,33 +38,6 @@ const TargetType kTargets[] = {
     {"q8_0", DType::Q8_0, 7}, {"q4_0", DType::Q4_0, 2},
 };
 
-// Writes n fp32 values in dtype.
-void encode_row(const float* x, size_t n, DType dtype, void* out) {
-  switch (dtype) {
-    case DType::F32:
-      std::copy(x, x + n, static_cast<float*>(out));
-      return;
-    case DType::F16: {
-      auto* o = static_cast<uint16_t*>(out);
-      for (size_t i = 0; i < n; ++i) o[i] = f32_to_f16(x[i]);
-      return;
-    }
-    case DType::BF16: {
-      auto* o = static_cast<uint16_t*>(out);
-      for (size_t i = 0; i < n; ++i) o[i] = f32_to_bf16(x[i]);
-      return;
-    }
-    case DType::Q8_0:
-      quantize_row_q8_0_ref(x, static_cast<BlockQ8_0*>(out), n);
-      return;
-    case DType::Q4_0:
-      quantize_row_q4_0_ref(x, static_cast<BlockQ4_0*>(out), n);
-      return;
-    default:
-      fail("quantize: no encoder for ", dtype_name(dtype));
-  }
-}
-
 std::string base_name(const std::string& path) {
   std::string p = path;
   while (p.size() > 1 && p.back() == '/') p.pop_back();

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/error.h"
 #include "tensor/half.h"
 
 namespace tulu {
@@ -201,6 +202,28 @@ void dequantize_row(const void* src, DType dtype, size_t n, float* dst) {
     case DType::Q6_K:
       return dequantize_q6_k(static_cast<const BlockQ6_K*>(src), blocks, dst);
   }
+}
+
+void encode_row(const float* x, size_t n, DType dtype, void* dst) {
+  switch (dtype) {
+    case DType::F32:
+      if (n != 0) std::memcpy(dst, x, n * sizeof(float));
+      return;
+    case DType::F16:
+      for (size_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_f16(x[i]);
+      return;
+    case DType::BF16:
+      for (size_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_bf16(x[i]);
+      return;
+    case DType::Q8_0:
+      return quantize_row_q8_0_ref(x, static_cast<BlockQ8_0*>(dst), n);
+    case DType::Q4_0:
+      return quantize_row_q4_0_ref(x, static_cast<BlockQ4_0*>(dst), n);
+    case DType::Q4_K:
+    case DType::Q6_K:
+      break;
+  }
+  fail("encode_row: no encoder for ", dtype_name(dtype));
 }
 
 float dequantize_element(const void* data, DType dtype, size_t i) {

@@ -71,6 +71,10 @@ void dequantize_row_q8_K(const BlockQ8_K* x, size_t n, float* y);
 // row at src into dst: exact ggml dequantize_row_* for the quantized types, exact widening
 // for F32/F16/BF16.
 void dequantize_row(const void* src, DType dtype, size_t n, float* dst);
+// Encodes n fp32 values (a multiple of dtype_block_elements) as `dtype` at dst: exact
+// copy for F32, round-to-nearest-even for F16/BF16, the ggml reference quantizers for
+// Q8_0/Q4_0. Throws tulu::Error for K-quants (read-only here: no encoder).
+void encode_row(const float* x, size_t n, DType dtype, void* dst);
 // Element i of an array of `dtype` starting at data (blocks counted from data), as fp32:
 // the same value dequantize_row gives. For references and tests; slow for quantized types.
 float dequantize_element(const void* data, DType dtype, size_t i);

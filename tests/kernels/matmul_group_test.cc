@@ -36,12 +36,7 @@ struct GroupWeight {
     const std::vector<float> values =
         quant_test::scaled_normals(static_cast<size_t>(out * in), seed);
     quantized.resize(dtype_row_bytes(dtype, static_cast<uint64_t>(out * in)));
-    if (dtype == DType::Q8_0)
-      quantize_row_q8_0_ref(values.data(), reinterpret_cast<BlockQ8_0*>(quantized.data()),
-                            values.size());
-    else
-      quantize_row_q4_0_ref(values.data(), reinterpret_cast<BlockQ4_0*>(quantized.data()),
-                            values.size());
+    encode_row(values.data(), values.size(), dtype, quantized.data());
     view = TensorView{dtype, {out, in}, quantized.data()};
   }
 };

@@ -87,12 +87,7 @@ TEST(QuantMatvec, MatmulWithFewRowsMatchesScalarDots) {
   for (DType dtype : {DType::Q8_0, DType::Q4_0}) {
     std::vector<uint8_t> bytes(dtype_row_bytes(dtype, static_cast<uint64_t>(out * in)));
     const std::vector<float> values = scaled_normals(static_cast<size_t>(out * in), 11);
-    if (dtype == DType::Q8_0)
-      quantize_row_q8_0_ref(values.data(), reinterpret_cast<BlockQ8_0*>(bytes.data()),
-                            values.size());
-    else
-      quantize_row_q4_0_ref(values.data(), reinterpret_cast<BlockQ4_0*>(bytes.data()),
-                            values.size());
+    encode_row(values.data(), values.size(), dtype, bytes.data());
     const TensorView w{dtype, {out, in}, bytes.data()};
     const size_t row_bytes = dtype_row_bytes(dtype, static_cast<uint64_t>(in));
     for (int threads : {1, 2, 3}) {

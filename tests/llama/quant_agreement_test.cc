@@ -57,12 +57,7 @@ std::unique_ptr<LlamaModel> build_model(
       std::copy(values.begin(), values.end(), static_cast<float*>(data));
     } else {
       std::vector<uint8_t> blocks(dtype_row_bytes(dtype, values.size()));
-      if (dtype == DType::Q8_0)
-        quantize_row_q8_0_ref(values.data(), reinterpret_cast<BlockQ8_0*>(blocks.data()),
-                              values.size());
-      else
-        quantize_row_q4_0_ref(values.data(), reinterpret_cast<BlockQ4_0*>(blocks.data()),
-                              values.size());
+      encode_row(values.data(), values.size(), dtype, blocks.data());
       if (dequantized)
         dequantize_row(blocks.data(), dtype, values.size(), static_cast<float*>(data));
       else
