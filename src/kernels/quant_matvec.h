@@ -52,10 +52,10 @@ class QuantMatvecRow {
 
 // out[r] = Σ_b dot(block b of weight row r, block b of x) for r < rows, where weight row r
 // starts at weights + r·row_bytes (row_bytes = blocks · block size of x.weight_type()), as
-// vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 would give. x must be prepared. Rows go in tiles of
-// 4 (activation loads shared); the rows 8 ahead are prefetched while a tile runs, since
-// rows of 1–6 KB are too short for the hardware prefetcher to lock on (prefetches past the
-// end of the matrix are harmless: they never fault).
+// vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 would give. x must be prepared. Rows go one at a
+// time (one weight stream per thread measured fastest here), each step prefetching the same
+// step of the next row, since rows of 1–6 KB are too short for the hardware prefetcher to
+// lock on (prefetches past the end of the matrix are harmless: they never fault).
 void quant_matvec_rows(const void* weights, size_t rows, const QuantMatvecRow& x, float* out);
 
 }  // namespace tulu
