@@ -49,8 +49,7 @@ void set_quant_dot_path_limit(QuantPath best);
 // The path the dot products take now: the CPU's best, capped by the limit and by
 // force_generic_kernels().
 QuantPath quant_dot_path();
-// The best path this CPU has (detected once), ignoring limits: shared with the K-quant
-// kernels (quant_dot_k.h), which keep their own limit.
+// The best path this CPU has (detected once), ignoring limits.
 QuantPath quant_cpu_best_path();
 
 }  // namespace tulu

@@ -356,13 +356,6 @@ TULU_VNNI void dot_q6_k_vnni(const BlockQ6_K* w, const BlockQ8_K* x, size_t bloc
   for (int r = 0; r < NX; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-std::atomic<int> g_path_limit{static_cast<int>(QuantPath::kVnni)};
-
-QuantPath current_path() {
-  const QuantPath detected = quant_cpu_best_path();
-  if (force_generic_kernels()) return QuantPath::kGeneric;
-  return static_cast<QuantPath>(std::min(static_cast<int>(detected), g_path_limit.load()));
-}
 
 // Calls body(std::integral_constant<int, NX>) for NX = the chunks of 4, then the rest.
 template <typename Body>
@@ -378,7 +371,7 @@ void in_row_chunks(int x_rows, size_t blocks, const BlockQ8_K*& x, float*& out, 
 
 void vec_dot_q4_K_q8_K_rows(const BlockQ4_K* w, const BlockQ8_K* x, size_t blocks, int x_rows,
                             float* out) {
-  switch (current_path()) {
+  switch (quant_dot_path()) {
     case QuantPath::kVnni:
       return in_row_chunks(x_rows, blocks, x, out,
                            [&](auto nx) { dot_q4_k_vnni<decltype(nx)::value>(w, x, blocks, out); });
@@ -394,7 +387,7 @@ void vec_dot_q4_K_q8_K_rows(const BlockQ4_K* w, const BlockQ8_K* x, size_t block
 
 void vec_dot_q6_K_q8_K_rows(const BlockQ6_K* w, const BlockQ8_K* x, size_t blocks, int x_rows,
                             float* out) {
-  switch (current_path()) {
+  switch (quant_dot_path()) {
     case QuantPath::kVnni:
       return in_row_chunks(x_rows, blocks, x, out,
                            [&](auto nx) { dot_q6_k_vnni<decltype(nx)::value>(w, x, blocks, out); });
@@ -408,21 +401,6 @@ void vec_dot_q6_K_q8_K_rows(const BlockQ6_K* w, const BlockQ8_K* x, size_t block
     out[r] = vec_dot_q6_K_q8_K_ref(w, x + static_cast<size_t>(r) * blocks, blocks);
 }
 
-std::string quant_dot_k_target_name() {
-  switch (current_path()) {
-    case QuantPath::kVnni:
-      return "AVX512-VNNI";
-    case QuantPath::kAvx2:
-      return "AVX2";
-    case QuantPath::kGeneric:
-      break;
-  }
-  return "generic";
-}
-
-void set_quant_dot_k_path_limit(QuantPath best) {
-  g_path_limit = static_cast<int>(best);
-}
 
 #else  // not x86: the scalar references are the implementation
 
@@ -436,10 +414,6 @@ void vec_dot_q6_K_q8_K_rows(const BlockQ6_K* w, const BlockQ8_K* x, size_t block
   for (int r = 0; r < x_rows; ++r)
     out[r] = vec_dot_q6_K_q8_K_ref(w, x + static_cast<size_t>(r) * blocks, blocks);
 }
-std::string quant_dot_k_target_name() {
-  return "generic";
-}
-void set_quant_dot_k_path_limit(QuantPath) {}
 
 #endif
 

@@ -55,11 +55,8 @@ void vec_dot_q6_K_q8_K_rows(const BlockQ6_K* w, const BlockQ8_K* x, size_t block
 // agree exactly. The weight rows two ahead are software-prefetched.
 void matmul_k_quant(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool);
 
-// "AVX512-VNNI", "AVX2" or "generic": the path vec_dot_*_q8_K take on this CPU now.
-std::string quant_dot_k_target_name();
-// Caps the path for the rest of the process (tests run every path the CPU has); kVnni, the
-// default, means "the best available". Not thread-safe with kernels running concurrently.
-void set_quant_dot_k_path_limit(QuantPath best);
+// The path vec_dot_*_q8_K take is quant_dot_path() (quant_dot.h): one CPU check and one
+// limit (set_quant_dot_path_limit, quant_dot_target_name) for every quantized kernel.
 // Software prefetch of the weight rows ahead in matmul_k_quant (on by default; for the
 // benchmark that measures it). Not thread-safe with kernels running concurrently.
 void set_k_quant_prefetch(bool enabled);

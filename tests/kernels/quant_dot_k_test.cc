@@ -197,8 +197,8 @@ TEST(QuantizeQ8K, RoundTripWithinHalfAStep) {
 
 TEST(QuantDotK, FastMatchesScalarReferenceOnEveryPath) {
   for (QuantPath path : kPaths) {
-    set_quant_dot_k_path_limit(path);
-    SCOPED_TRACE("path " + quant_dot_k_target_name());
+    set_quant_dot_path_limit(path);
+    SCOPED_TRACE("path " + quant_dot_target_name());
     double worst = 0.0;
     for (size_t blocks : {1u, 2u, 3u, 8u, 22u}) {
       for (bool extreme : {false, true}) {
@@ -228,9 +228,9 @@ TEST(QuantDotK, FastMatchesScalarReferenceOnEveryPath) {
       }
     }
     std::printf("%s K-quant dots: worst |fast − ref| = %.3g of the bound\n",
-                quant_dot_k_target_name().c_str(), worst);
+                quant_dot_target_name().c_str(), worst);
   }
-  set_quant_dot_k_path_limit(QuantPath::kVnni);
+  set_quant_dot_path_limit(QuantPath::kVnni);
 }
 
 // The reference against Σ ŵ·x̂ in double over the dequantized weights (dequantize_row,
@@ -352,8 +352,8 @@ TEST(QuantDotK, MatmulOutputsAreThePathsDots) {
   const int64_t out = 37, in = 768;
   const size_t blocks = static_cast<size_t>(in) / kSuperBlock;
   for (QuantPath path : kPaths) {
-    set_quant_dot_k_path_limit(path);
-    SCOPED_TRACE("path " + quant_dot_k_target_name());
+    set_quant_dot_path_limit(path);
+    SCOPED_TRACE("path " + quant_dot_target_name());
     for (DType dtype : {DType::Q4_K, DType::Q6_K}) {
       const KMatrix w(dtype, out, in, 3);
       for (int threads : {1, 2}) {
@@ -387,7 +387,7 @@ TEST(QuantDotK, MatmulOutputsAreThePathsDots) {
     }
   }
   set_k_quant_prefetch(true);
-  set_quant_dot_k_path_limit(QuantPath::kVnni);
+  set_quant_dot_path_limit(QuantPath::kVnni);
 }
 
 // The multi-row kernels give each row exactly the single-row result, for 0–9 rows.
@@ -397,8 +397,8 @@ TEST(QuantDotK, RowsKernelsEqualSingleRowDots) {
   const std::vector<BlockQ6_K> w6 = k_blocks<BlockQ6_K>(blocks, 22);
   const std::vector<BlockQ8_K> x = quantize_q8_k(activations(9 * blocks, 23));
   for (QuantPath path : kPaths) {
-    set_quant_dot_k_path_limit(path);
-    SCOPED_TRACE("path " + quant_dot_k_target_name());
+    set_quant_dot_path_limit(path);
+    SCOPED_TRACE("path " + quant_dot_target_name());
     for (int rows = 0; rows <= 9; ++rows) {
       std::vector<float> got4(10, NAN), got6(10, NAN);
       vec_dot_q4_K_q8_K_rows(w4.data(), x.data(), blocks, rows, got4.data());
@@ -416,7 +416,7 @@ TEST(QuantDotK, RowsKernelsEqualSingleRowDots) {
       EXPECT_TRUE(std::isnan(got6[static_cast<size_t>(rows)])) << "wrote past row " << rows;
     }
   }
-  set_quant_dot_k_path_limit(QuantPath::kVnni);
+  set_quant_dot_path_limit(QuantPath::kVnni);
 }
 
 TEST(QuantDotK, RowsThatAreNotWholeSuperBlocksAreAnError) {
@@ -485,7 +485,7 @@ TEST(QuantDotK, Benchmark) {
         for (size_t v = 0; v < std::size(variants); ++v) {
           const TensorView& w =
               matrices[cold ? static_cast<size_t>(next++ % kColdMatrices) : 0].view;
-          set_quant_dot_k_path_limit(variants[v].path);
+          set_quant_dot_path_limit(variants[v].path);
           set_k_quant_prefetch(variants[v].prefetch);
           const auto t0 = Clock::now();
           if (variants[v].dequantized)
@@ -498,17 +498,17 @@ TEST(QuantDotK, Benchmark) {
       }
       const double base = median(ms[0]);
       for (size_t v = 0; v < std::size(variants); ++v) {
-        set_quant_dot_k_path_limit(variants[v].path);
+        set_quant_dot_path_limit(variants[v].path);
         std::printf("%s [%lld x %lld] x %lld rows, 1 thread, %-8s %-18s (%s): %8.3f ms  x%.2f\n",
                     std::string(dtype_name(dtype)).c_str(), static_cast<long long>(out),
                     static_cast<long long>(in), static_cast<long long>(rows), mode,
-                    variants[v].name.c_str(), quant_dot_k_target_name().c_str(), median(ms[v]),
+                    variants[v].name.c_str(), quant_dot_target_name().c_str(), median(ms[v]),
                     base / median(ms[v]));
       }
     }
   }
   set_k_quant_prefetch(true);
-  set_quant_dot_k_path_limit(QuantPath::kVnni);
+  set_quant_dot_path_limit(QuantPath::kVnni);
 }
 
 }  // namespace
