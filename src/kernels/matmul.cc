@@ -12,6 +12,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/matmul_ref.h"
 #include "kernels/matvec_multi.h"
+#include "kernels/packed_gemm.h"
 #include "kernels/quant_matmul.h"
 
 namespace tulu {
@@ -107,6 +108,7 @@ void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadP
              "matmul: scratch holds rows of ", scratch == nullptr ? 0 : scratch->max_in(),
              " elements, the weight needs ", in);
   if (rows <= kMatvecMultiMaxRows) return matvec_multi(x, rows, w, y, pool);
+  if (packed_gemm_available()) return packed_gemm(x, rows, w, y, pool);
   matmul_blas(x, rows, w, y, pool, scratch);
 }
 

@@ -1,0 +1,208 @@
+// AVX-512 prompt-batch GEMM of packed_gemm.h. Compiled with per-function target
+// attributes (the build stays baseline x86-64) and entered only after a run-time CPU check.
+#include "kernels/packed_gemm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/dispatch.h"
+#include "tensor/half.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TULU_PGEMM_X86 1
+#endif
+
+namespace tulu {
+
+bool packed_gemm_available() {
+#ifdef TULU_PGEMM_X86
+  static const bool cpu = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  }();
+  return cpu && !force_generic_kernels();
+#else
+  return false;
+#endif
+}
+
+#ifdef TULU_PGEMM_X86
+namespace {
+
+#define TULU_PGEMM_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+
+constexpr int64_t kRows = 12;   // activation rows per microkernel (12 × 2 accumulators)
+constexpr int64_t kLanes = 16;  // fp32 lanes per zmm
+constexpr int64_t kCols = 32;   // weight rows per panel: two zmm of output columns
+constexpr size_t kAlign = 64;
+constexpr int64_t kPrefetchBytes = 512;  // how far ahead each weight row is prefetched
+
+// A 64-byte-aligned view of a thread-local buffer of at least n floats.
+float* aligned_floats(std::vector<float>& buffer, size_t n) {
+  buffer.resize(n + kAlign / sizeof(float));
+  const auto address = reinterpret_cast<uintptr_t>(buffer.data());
+  return buffer.data() + (kAlign - address % kAlign) % kAlign / sizeof(float);
+}
+
+// x rows [12g, 12g + 12) → xp[g][k][12], rows past `rows` as zeros.
+void pack_rows(const float* x, int64_t rows, int64_t in, float* xp, ThreadPool& pool) {
+  const int64_t groups = (rows + kRows - 1) / kRows;
+  pool.parallel_for(static_cast<size_t>(groups), 1, [&](size_t begin, size_t end) {
+    for (auto g = static_cast<int64_t>(begin); g < static_cast<int64_t>(end); ++g) {
+      float* dst = xp + g * in * kRows;
+      const int64_t valid = std::min(kRows, rows - g * kRows);
+      for (int64_t r = 0; r < kRows; ++r) {
+        const float* src = x + (g * kRows + r) * in;
+        for (int64_t k = 0; k < in; ++k) dst[k * kRows + r] = r < valid ? src[k] : 0.0f;
+      }
+    }
+  });
+}
+
+// In-register transpose: r[i] lane j ← r[j] lane i.
+TULU_PGEMM_TARGET inline void transpose16(__m512 r[kLanes]) {
+  __m512 t[kLanes], u[kLanes];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  // u[4i + j] holds, in 128-bit lane L, element 4L + j of rows 4i .. 4i + 3.
+  for (int j = 0; j < 4; ++j) {
+    t[j] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+    t[4 + j] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+    t[8 + j] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+    t[12 + j] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+    r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
+    r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xDD);
+  }
+}
+
+// n ≤ 16 stored elements at p, widened to fp32 lanes (the rest zero; masked loads never
+// touch memory past element n).
+TULU_PGEMM_TARGET inline __m512 load_widened(DType dtype, const uint8_t* p, __mmask16 n_mask) {
+  if (dtype == DType::F32) return _mm512_maskz_loadu_ps(n_mask, p);
+  const __m256i h = _mm256_maskz_loadu_epi16(n_mask, p);
+  if (dtype == DType::F16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));  // BF16
+}
+
+// Weight rows [first, first + valid) (valid ≤ 16; missing lanes are zeros), widened to
+// fp32, into lane half `half` of the panel: panel[k·32 + 16·half + lane] = W[first + lane, k].
+// Each row is read 16 elements at a time and 16 rows are transposed in registers: row
+// loads are sequential (rows `in` apart map to the same L1 set, so a gather across them
+// misses L1 at every k).
+TULU_PGEMM_TARGET void pack_half_panel(const TensorView& w, int64_t first, int64_t valid,
+                                       int half, float* panel) {
+  const int64_t in = w.dim(1);
+  const auto elem = static_cast<int64_t>(dtype_size(w.dtype));
+  const auto* base = static_cast<const uint8_t*>(w.data) + first * in * elem;
+  float* dst = panel + half * kLanes;
+  __m512 r[kLanes];
+  for (int64_t k0 = 0; k0 < in; k0 += kLanes) {
+    const int64_t n = std::min(kLanes, in - k0);
+    const auto n_mask = static_cast<__mmask16>(n == kLanes ? 0xFFFFu : (1u << n) - 1u);
+    for (int64_t j = 0; j < kLanes; ++j) {
+      if (j < valid) {
+        const uint8_t* p = base + (j * in + k0) * elem;
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+        r[j] = load_widened(w.dtype, p, n_mask);
+      } else {
+        r[j] = _mm512_setzero_ps();
+      }
+    }
+    transpose16(r);
+    for (int64_t i = 0; i < n; ++i) _mm512_store_ps(dst + (k0 + i) * kCols, r[i]);
+  }
+}
+
+// y[r, col0 + c] for r < valid_rows (≤ 12), c < min(32, out − col0): the activation group
+// xp ([in][12]) times the panel ([in][32]), one FMA chain per output in k order.
+TULU_PGEMM_TARGET void microkernel(const float* xp, const float* panel, int64_t in, float* y,
+                                   int64_t out, int64_t col0, int64_t valid_rows) {
+  __m512 acc[kRows][2];
+#pragma GCC unroll 12
+  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < in; ++k) {
+    const __m512 w0 = _mm512_load_ps(panel + k * kCols);
+    const __m512 w1 = _mm512_load_ps(panel + k * kCols + kLanes);
+    const float* xk = xp + k * kRows;
+#pragma GCC unroll 12
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 xv = _mm512_set1_ps(xk[r]);
+      acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+    }
+  }
+  const int64_t left = out - col0;
+  const auto m0 = static_cast<__mmask16>(left >= kLanes ? 0xFFFFu : (1u << left) - 1u);
+  const auto m1 = static_cast<__mmask16>(left >= kCols   ? 0xFFFFu
+                                         : left <= kLanes ? 0u
+                                                          : (1u << (left - kLanes)) - 1u);
+#pragma GCC unroll 12
+  for (int r = 0; r < kRows; ++r) {
+    if (r >= valid_rows) break;
+    float* dst = y + r * out + col0;
+    _mm512_mask_storeu_ps(dst, m0, acc[r][0]);
+    if (m1 != 0) _mm512_mask_storeu_ps(dst + kLanes, m1, acc[r][1]);
+  }
+}
+
+}  // namespace
+
+void packed_gemm(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool) {
+  TULU_CHECK(packed_gemm_available(), "packed_gemm: the AVX-512 path is not available (",
+             force_generic_kernels() ? "generic kernels forced" : "CPU lacks AVX-512", ")");
+  TULU_CHECK(w.shape.size() == 2, "packed_gemm: weight of shape ", shape_to_string(w.shape),
+             " is not a matrix");
+  TULU_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16,
+             "packed_gemm: ", dtype_name(w.dtype), " weights need the quantized kernels");
+  const int64_t out = w.dim(0), in = w.dim(1);
+  TULU_CHECK(rows >= 0, "packed_gemm: negative row count ", rows);
+  if (rows == 0 || out == 0) return;
+  if (in == 0) {
+    std::fill(y, y + rows * out, 0.0f);
+    return;
+  }
+  const int64_t groups = (rows + kRows - 1) / kRows;
+  static thread_local std::vector<float> x_buffer;
+  float* xp = aligned_floats(x_buffer, static_cast<size_t>(groups * kRows * in));
+  pack_rows(x, rows, in, xp, pool);
+  const int64_t panels = (out + kCols - 1) / kCols;
+  pool.parallel_for(static_cast<size_t>(panels), 1, [&](size_t begin, size_t end) {
+    static thread_local std::vector<float> panel_buffer;
+    float* panel = aligned_floats(panel_buffer, static_cast<size_t>(kCols * in));
+    for (auto p = static_cast<int64_t>(begin); p < static_cast<int64_t>(end); ++p) {
+      const int64_t col0 = p * kCols;
+      pack_half_panel(w, col0, std::min(kLanes, out - col0), 0, panel);
+      pack_half_panel(w, col0 + kLanes, std::min(kLanes, out - col0 - kLanes), 1, panel);
+      for (int64_t g = 0; g < groups; ++g)
+        microkernel(xp + g * in * kRows, panel, in, y + g * kRows * out, out, col0,
+                    std::min(kRows, rows - g * kRows));
+    }
+  });
+}
+
+#else  // not x86: never available
+
+void packed_gemm(const float*, int64_t, const TensorView&, float*, ThreadPool&) {
+  fail("packed_gemm: the AVX-512 path is not available on this CPU");
+}
+
+#endif
+
+}  // namespace tulu
