@@ -9,7 +9,8 @@
 # f32|bf16|f16`, the same tensors in the same dtype).
 # Environment: TULU (default build/tulu), LLAMA_BENCH (default: built here, see below),
 # THREADS (2), PROMPT (512), GEN (128), REPS (3), ROUNDS (2: runs of each tool per model),
-# MMAP (1; 0 reads the weights into memory in both tools: tulu --no-mmap, llama-bench -lm none: v0.5.0's spelling of -mmp 0).
+# MMAP (1; 0 reads the weights into memory in both tools: tulu --no-mmap, llama-bench -lm none: v0.5.0's spelling of -mmp 0),
+# TULU_FLAGS (more `tulu bench` options, e.g. --bf16-activations).
 #
 # There is no network here and Debian has no llama.cpp package, but the npm registry
 # answers, and the node-llama-cpp package carries llama.cpp's source as a git bundle
@@ -33,6 +34,8 @@ reps=${REPS:-3}
 rounds=${ROUNDS:-2}
 tulu_flags=() llama_flags=()
 if [[ ${MMAP:-1} == 0 ]]; then tulu_flags=(--no-mmap) llama_flags=(-lm none); fi
+read -r -a extra_tulu_flags <<<"${TULU_FLAGS:-}"
+tulu_flags+=("${extra_tulu_flags[@]}")
 node_llama_cpp_version=3.22.1
 
 build_llama_bench() {

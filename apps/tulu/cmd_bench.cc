@@ -212,6 +212,7 @@ Json to_json(const TestResult& t, const ModelFacts& m, const RunInfo& run) {
   j["samples_ts"] = ts;
   // Ours, beyond llama-bench's fields.
   j["load_time_ms"] = run.load_ms;
+  j["bf16_activations"] = bf16_activations();  // --bf16-activations
   j["kv_cache_bytes"] = run.kv_cache_bytes;
   j["weight_bytes_per_token"] = m.bytes_per_token;
   j["peak_rss_bytes"] = peak_rss_bytes();

@@ -196,7 +196,7 @@ void setup_prefs(CLI::App& app, PrefsOptions& o) {
                  "policy model: a Hugging Face directory (F32/BF16/F16) or a GGUF file, as "
                  "`tulu generate -m` accepts; its tokenizer encodes the pairs")
       ->required();
-  add_no_mmap_flag(app);
+  add_weight_flags(app);
   app.add_option("--ref-model", o.ref_model,
                  "reference model (same vocabulary): adds DPO rewards beta * (logp - ref logp), "
                  "reward accuracy, margin and the sigmoid DPO loss");

@@ -31,10 +31,12 @@ struct ModelOptions {
   std::string model_dir;  // -m, --model
   int threads = 0;        // -t, --threads (0 = all hardware threads)
 };
-void add_model_options(CLI::App& app, ModelOptions& options);  // -m, -t, --no-mmap
-// --no-mmap alone (commands with their own -m): weight files are read into memory
-// (core/mapped_file.h's set_files_in_memory) instead of mapped.
-void add_no_mmap_flag(CLI::App& app);
+// -m, -t and add_weight_flags.
+void add_model_options(CLI::App& app, ModelOptions& options);
+// --no-mmap (weight files read into memory, core/mapped_file.h's set_files_in_memory,
+// instead of mapped) and --bf16-activations (kernels/matmul.h's set_bf16_activations);
+// alone for commands with their own -m.
+void add_weight_flags(CLI::App& app);
 int resolve_threads(int requested);
 
 }  // namespace tulu::cli

@@ -4,6 +4,9 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <optional>
 
@@ -73,7 +76,18 @@ void matmul_widened_blas(const float* x, int64_t rows, const TensorView& w, floa
   });
 }
 
+std::atomic<bool>& bf16_activations_flag() {
+  static std::atomic<bool> flag = [] {
+    const char* env = std::getenv("TULU_BF16_ACTIVATIONS");
+    return env != nullptr && std::strcmp(env, "1") == 0;
+  }();
+  return flag;
+}
+
 }  // namespace
+
+void set_bf16_activations(bool on) { bf16_activations_flag().store(on); }
+bool bf16_activations() { return bf16_activations_flag().load(); }
 
 const char* blas_core_name() { return openblas_get_corename(); }
 
@@ -108,6 +122,8 @@ void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadP
              "matmul: scratch holds rows of ", scratch == nullptr ? 0 : scratch->max_in(),
              " elements, the weight needs ", in);
   if (rows <= kMatvecMultiMaxRows) return matvec_multi(x, rows, w, y, pool);
+  if (w.dtype == DType::BF16 && bf16_activations() && packed_gemm_bf16_available())
+    return packed_gemm_bf16_inputs(x, rows, w, y, pool);
   if (packed_gemm_available()) return packed_gemm(x, rows, w, y, pool);
   matmul_blas(x, rows, w, y, pool, scratch);
 }

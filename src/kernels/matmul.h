@@ -5,7 +5,9 @@
 //              the fly, output rows split over the thread pool.
 //   rows 2 ..= kMatvecMultiMaxRows (24): matvec_multi.h (each weight row read once for all
 //              rows).
-//   more rows: OpenBLAS cblas_sgemm. F32 weights are used in place; BF16/F16 weights are
+//   more rows, AVX-512: packed_gemm.h, our own GEMM (fp32 products and sums, like every
+//              path above; BF16 weights with bf16_activations() on: its bf16-input mode).
+//   more rows otherwise: OpenBLAS cblas_sgemm. F32 weights are used in place; BF16/F16 weights are
 //              widened a block of W rows at a time into a per-thread fp32 scratch, never the
 //              whole matrix up front. Output columns are split over our thread pool; each
 //              worker calls a single-threaded sgemm (OpenBLAS's own threading is set to 1 on
@@ -41,6 +43,16 @@ class MatmulScratch {
   int slots_ = 0;
   std::vector<float> buffer_;  // [slots, kBlockRows, max_in]
 };
+
+// Opt-in, process-wide (default off; `--bf16-activations` or TULU_BF16_ACTIVATIONS=1):
+// products of BF16 weights with more than kMatvecMultiMaxRows rows (prompt batches) may
+// round the activations to bf16 and use the CPU's bf16 dot product (packed_gemm.h's
+// bf16-input mode, where the CPU has AVX-512 BF16), as llama.cpp and PyTorch's bf16
+// inference do: about 1.6× the prompt speed, at the price of logits that differ from the
+// fp32 reference by that rounding (relative 2⁻⁸ per activation). Decode steps (≤ 24 rows)
+// and every other dtype are unaffected. Not to be flipped while kernels run.
+void set_bf16_activations(bool on);
+bool bf16_activations();
 
 // The OpenBLAS kernel set in use (e.g. "SkylakeX", "Cooperlake"), for benchmark reports.
 const char* blas_core_name();

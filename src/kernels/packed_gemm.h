@@ -40,4 +40,15 @@ bool packed_gemm_available();
 // error). y must not alias x. Any rows ≥ 0, any shapes (in = 0 gives zeros).
 void packed_gemm(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool);
 
+// The bf16-input mode, for BF16 weights on CPUs with AVX-512 BF16 (vdpbf16ps): x is rounded
+// to bf16 (to nearest even) first, as PyTorch's bf16 inference and llama.cpp do, and each
+// output accumulates, pair by pair in k order, x̂[2p+1]·W[2p+1] then x̂[2p]·W[2p] in fp32
+// (products exact, sums rounded to nearest, subnormals flushed to zero). Twice the
+// multiply-adds per instruction of the fp32 mode; the price is x's rounding, a relative
+// error up to 2⁻⁹ per element: |y − x·Wᵀ| ≤ (2⁻⁹ + in·2⁻²⁴)·Σ_k |x_k·W_k| (to first order).
+// Same layout and threading as packed_gemm, with two elements per 4-byte word.
+bool packed_gemm_bf16_available();
+void packed_gemm_bf16_inputs(const float* x, int64_t rows, const TensorView& w, float* y,
+                             ThreadPool& pool);
+
 }  // namespace tulu

@@ -3,7 +3,8 @@
 // bit, for row counts around the 12-row group, output counts around the 16/32-column
 // panel, inner lengths around the 16-element transpose (odd ones included), misaligned
 // buffers and one to three threads; and it must stay within the fp32 dot bound of the
-// double reference. Skipped where the CPU lacks AVX-512.
+// double reference. The bf16-input mode likewise against the chain vdpbf16ps forms.
+// Skipped where the CPU lacks AVX-512 (the bf16-input mode: AVX-512 BF16).
 #include <cmath>
 #include <limits>
 
@@ -99,6 +100,78 @@ TEST_F(PackedGemm, MatmulRoutesPromptBatchesHere) {
   }
 }
 
+// Bf16-input mode: bit-equal to the chain over pairs that vdpbf16ps forms (x rounded to
+// bf16; per pair x̂[2p+1]·W[2p+1] then x̂[2p]·W[2p], each a fused multiply-add), and within
+// the documented bound of the exact product of the unrounded x.
+void check_bf16_inputs(int64_t rows, int64_t out, int64_t in, int misalign, ThreadPool& pool) {
+  SCOPED_TRACE(::testing::Message() << "bf16 inputs rows=" << rows << " out=" << out
+                                    << " in=" << in << " misalign=" << misalign
+                                    << " threads=" << pool.num_threads());
+  StoredMatrix w(DType::BF16, out, in, misalign, static_cast<uint32_t>(5 * in + out));
+  Floats x(testing::random_floats(static_cast<size_t>(rows * in), static_cast<uint32_t>(rows + 2 * in)),
+           misalign);
+  Floats y(static_cast<size_t>(rows * out), misalign);
+  std::fill(y.data, y.data + y.size, std::numeric_limits<float>::quiet_NaN());
+  packed_gemm_bf16_inputs(x.data, rows, w.view, y.data, pool);
+  std::vector<double> xd(x.data, x.data + rows * in), yd(static_cast<size_t>(rows * out));
+  matmul_ref<double>(xd.data(), rows, w.view, 0, out, yd.data());
+  auto rounded = [&](int64_t i) { return bf16_to_f32(f32_to_bf16(x.data[i])); };
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t o = 0; o < out; ++o) {
+      float chain = 0.0f;
+      for (int64_t k = 0; k < in; k += 2) {
+        const auto weight = [&](int64_t j) { return static_cast<float>(w.values[o * in + j]); };
+        if (k + 1 < in) chain = std::fma(rounded(r * in + k + 1), weight(k + 1), chain);
+        chain = std::fma(rounded(r * in + k), weight(k), chain);
+      }
+      const float got = y.data[r * out + o];
+      ASSERT_EQ(got, chain) << "at [" << r << ", " << o << "]";
+      double magnitude = 0;
+      for (int64_t k = 0; k < in; ++k) magnitude += std::fabs(xd[r * in + k] * w.values[o * in + k]);
+      ASSERT_NEAR(got, yd[r * out + o], (0x1p-8 + (in + 2) * 0x1p-24) * magnitude + 1e-30);
+    }
+  }
+}
+
+TEST_F(PackedGemm, Bf16InputsEveryTail) {
+  if (!packed_gemm_bf16_available()) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  ThreadPool one(1), three(3);
+  for (int64_t in : {1, 2, 3, 31, 32, 33, 34, 65}) {
+    for (int64_t rows : {1, 12, 13, 25}) {
+      for (int64_t out : {1, 16, 17, 33, 70}) {
+        check_bf16_inputs(rows, out, in, 0, one);
+        check_bf16_inputs(rows, out, in, 1, three);
+      }
+    }
+  }
+  check_bf16_inputs(40, 100, 257, 3, three);
+}
+
+TEST_F(PackedGemm, Bf16ActivationsSwitchRoutesBf16PromptsOnly) {
+  if (!packed_gemm_bf16_available()) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  ThreadPool two(2);
+  const std::vector<float> x = testing::random_floats(30 * 50, 11);
+  for (DType dtype : testing::kAllDtypes) {
+    StoredMatrix w(dtype, 45, 50, 0, 12);
+    std::vector<float> exact(30 * 45), fast(30 * 45), routed(30 * 45), decode(2 * 45),
+        decode_on(2 * 45);
+    packed_gemm(x.data(), 30, w.view, exact.data(), two);
+    matmul(x.data(), 2, w.view, decode.data(), two);
+    set_bf16_activations(true);
+    matmul(x.data(), 30, w.view, routed.data(), two);
+    matmul(x.data(), 2, w.view, decode_on.data(), two);
+    set_bf16_activations(false);
+    EXPECT_EQ(decode, decode_on) << dtype_name(dtype) << ": decode steps keep fp32 activations";
+    if (dtype != DType::BF16) {
+      EXPECT_EQ(routed, exact) << dtype_name(dtype);
+      continue;
+    }
+    packed_gemm_bf16_inputs(x.data(), 30, w.view, fast.data(), two);
+    EXPECT_EQ(routed, fast);
+    EXPECT_NE(routed, exact);
+  }
+}
+
 TEST_F(PackedGemm, BadInputIsAnError) {
   ThreadPool one(1);
   std::vector<uint8_t> blocks(34 * 4);
@@ -109,6 +182,9 @@ TEST_F(PackedGemm, BadInputIsAnError) {
   std::vector<float> x(2 * 32), y(2 * 4);
   EXPECT_THROW(packed_gemm(x.data(), 2, q8, y.data(), one), Error);
   StoredMatrix w(DType::F32, 4, 8, 0, 3);
+  if (packed_gemm_bf16_available()) {
+    EXPECT_THROW(packed_gemm_bf16_inputs(x.data(), 2, w.view, y.data(), one), Error);
+  }
   testing::ForceGeneric generic;
   EXPECT_FALSE(packed_gemm_available());
   EXPECT_THROW(packed_gemm(x.data(), 2, w.view, y.data(), one), Error);
