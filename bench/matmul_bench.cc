@@ -1,5 +1,6 @@
 // GEMM throughput of tulu::matmul (the prompt path: rows > 1) for F32, BF16 and F16
-// weights, and of one plain cblas_sgemm for comparison. Reports GFLOP/s (2·rows·out·in
+// weights (and BF16 with --bf16-activations), of its sgemm path (matmul_blas), and of one
+// plain cblas_sgemm for comparison. Reports GFLOP/s (2·rows·out·in
 // per product), best of several runs, and the OpenBLAS kernel set in use.
 // Usage: matmul_bench [threads] [rows] [out] [in]   (defaults: 2 512 2048 2048)
 #include <cblas.h>
@@ -87,6 +88,13 @@ int main(int argc, char** argv) {
     const double s_blas = best_seconds(
         [&] { tulu::matmul_blas(x.data(), rows, view, y.data(), pool, &scratch); }, 5);
     std::printf("  sgemm path %-4s  %7.1f GFLOP/s\n", c.name, flops / s_blas / 1e9);
+    if (c.dtype == tulu::DType::BF16 && rows > 24) {  // --bf16-activations
+      tulu::set_bf16_activations(true);
+      const double s_bf16 = best_seconds(
+          [&] { tulu::matmul(x.data(), rows, view, y.data(), pool, &scratch); }, 5);
+      tulu::set_bf16_activations(false);
+      std::printf("  --bf16-activations %7.1f GFLOP/s\n", flops / s_bf16 / 1e9);
+    }
   }
   // One sgemm call with OpenBLAS's own threading (what a caller without our pool gets).
   openblas_set_num_threads(threads);
