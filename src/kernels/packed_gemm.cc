@@ -274,6 +274,35 @@ bool start_gemm(const char* name, int64_t rows, const TensorView& w, float* y) {
   return true;
 }
 
+// The driver of both modes, over `words` 4-byte words of k per row (fp32: in; bf16 pairs:
+// ⌈in/2⌉): x packed once (pack_x), then the 32-row weight panels dealt over the pool, each
+// packed into a thread-local buffer (pack_half, twice) and run against every row group.
+template <typename Word>
+void run_gemm(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool,
+              int64_t words,
+              void (*pack_x)(const float*, int64_t, int64_t, Word*, ThreadPool&),
+              void (*pack_half)(const TensorView&, int64_t, int64_t, int, Word*),
+              void (*kernel)(const Word*, const Word*, int64_t, float*, int64_t, int64_t, int64_t)) {
+  const int64_t out = w.dim(0);
+  const int64_t groups = (rows + kRows - 1) / kRows;
+  static thread_local std::vector<float> x_buffer;
+  Word* xp = aligned_words<Word>(x_buffer, static_cast<size_t>(groups * kRows * words));
+  pack_x(x, rows, w.dim(1), xp, pool);
+  const int64_t panels = (out + kCols - 1) / kCols;
+  pool.parallel_for(static_cast<size_t>(panels), 1, [&](size_t begin, size_t end) {
+    static thread_local std::vector<float> panel_buffer;
+    Word* panel = aligned_words<Word>(panel_buffer, static_cast<size_t>(kCols * words));
+    for (auto p = static_cast<int64_t>(begin); p < static_cast<int64_t>(end); ++p) {
+      const int64_t col0 = p * kCols;
+      pack_half(w, col0, std::min(kLanes, out - col0), 0, panel);
+      pack_half(w, col0 + kLanes, std::min(kLanes, out - col0 - kLanes), 1, panel);
+      for (int64_t g = 0; g < groups; ++g)
+        kernel(xp + g * words * kRows, panel, words, y + g * kRows * out, out, col0,
+               std::min(kRows, rows - g * kRows));
+    }
+  });
+}
+
 }  // namespace
 
 void packed_gemm(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool) {
@@ -282,24 +311,7 @@ void packed_gemm(const float* x, int64_t rows, const TensorView& w, float* y, Th
   TULU_CHECK(w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16,
              "packed_gemm: ", dtype_name(w.dtype), " weights need the quantized kernels");
   if (!start_gemm("packed_gemm", rows, w, y)) return;
-  const int64_t out = w.dim(0), in = w.dim(1);
-  const int64_t groups = (rows + kRows - 1) / kRows;
-  static thread_local std::vector<float> x_buffer;
-  float* xp = aligned_words<float>(x_buffer, static_cast<size_t>(groups * kRows * in));
-  pack_rows(x, rows, in, xp, pool);
-  const int64_t panels = (out + kCols - 1) / kCols;
-  pool.parallel_for(static_cast<size_t>(panels), 1, [&](size_t begin, size_t end) {
-    static thread_local std::vector<float> panel_buffer;
-    float* panel = aligned_words<float>(panel_buffer, static_cast<size_t>(kCols * in));
-    for (auto p = static_cast<int64_t>(begin); p < static_cast<int64_t>(end); ++p) {
-      const int64_t col0 = p * kCols;
-      pack_half_panel(w, col0, std::min(kLanes, out - col0), 0, panel);
-      pack_half_panel(w, col0 + kLanes, std::min(kLanes, out - col0 - kLanes), 1, panel);
-      for (int64_t g = 0; g < groups; ++g)
-        microkernel(xp + g * in * kRows, panel, in, y + g * kRows * out, out, col0,
-                    std::min(kRows, rows - g * kRows));
-    }
-  });
+  run_gemm<float>(x, rows, w, y, pool, w.dim(1), pack_rows, pack_half_panel, microkernel);
 }
 
 void packed_gemm_bf16_inputs(const float* x, int64_t rows, const TensorView& w, float* y,
@@ -310,24 +322,8 @@ void packed_gemm_bf16_inputs(const float* x, int64_t rows, const TensorView& w, 
   TULU_CHECK(w.dtype == DType::BF16, "packed_gemm_bf16_inputs: weights must be BF16, not ",
              dtype_name(w.dtype));
   if (!start_gemm("packed_gemm_bf16_inputs", rows, w, y)) return;
-  const int64_t out = w.dim(0), pairs = (w.dim(1) + 1) / 2;
-  const int64_t groups = (rows + kRows - 1) / kRows;
-  static thread_local std::vector<float> x_buffer;
-  auto* xp = aligned_words<uint32_t>(x_buffer, static_cast<size_t>(groups * kRows * pairs));
-  pack_rows_bf16(x, rows, w.dim(1), xp, pool);
-  const int64_t panels = (out + kCols - 1) / kCols;
-  pool.parallel_for(static_cast<size_t>(panels), 1, [&](size_t begin, size_t end) {
-    static thread_local std::vector<float> panel_buffer;
-    auto* panel = aligned_words<uint32_t>(panel_buffer, static_cast<size_t>(kCols * pairs));
-    for (auto p = static_cast<int64_t>(begin); p < static_cast<int64_t>(end); ++p) {
-      const int64_t col0 = p * kCols;
-      pack_half_panel_bf16(w, col0, std::min(kLanes, out - col0), 0, panel);
-      pack_half_panel_bf16(w, col0 + kLanes, std::min(kLanes, out - col0 - kLanes), 1, panel);
-      for (int64_t g = 0; g < groups; ++g)
-        microkernel_bf16(xp + g * pairs * kRows, panel, pairs, y + g * kRows * out, out, col0,
-                         std::min(kRows, rows - g * kRows));
-    }
-  });
+  run_gemm<uint32_t>(x, rows, w, y, pool, (w.dim(1) + 1) / 2, pack_rows_bf16,
+                     pack_half_panel_bf16, microkernel_bf16);
 }
 
 #else  // not x86: never available

@@ -20,29 +20,40 @@ namespace {
 using testing::Floats;
 using testing::StoredMatrix;
 
+// One product's operands: random W [out, in] in `dtype`, x [rows, in], y pre-filled with
+// NaN (an output left unwritten shows), all `misalign` elements off alignment; yd is the
+// double reference x · Wᵀ.
+struct Operands {
+  StoredMatrix w;
+  Floats x, y;
+  std::vector<double> xd, yd;
+  Operands(DType dtype, int64_t rows, int64_t out, int64_t in, int misalign, uint32_t seed)
+      : w(dtype, out, in, misalign, seed),
+        x(testing::random_floats(static_cast<size_t>(rows * in), seed + 1), misalign),
+        y(static_cast<size_t>(rows * out), misalign),
+        xd(x.data, x.data + rows * in),
+        yd(static_cast<size_t>(rows * out)) {
+    std::fill(y.data, y.data + y.size, std::numeric_limits<float>::quiet_NaN());
+    matmul_ref<double>(xd.data(), rows, w.view, 0, out, yd.data());
+  }
+};
+
 void check_packed_gemm(DType dtype, int64_t rows, int64_t out, int64_t in, int misalign,
                        ThreadPool& pool) {
   SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " rows=" << rows << " out=" << out
                                     << " in=" << in << " misalign=" << misalign
                                     << " threads=" << pool.num_threads());
-  StoredMatrix w(dtype, out, in, misalign, static_cast<uint32_t>(7 * in + out));
-  Floats x(testing::random_floats(static_cast<size_t>(rows * in), static_cast<uint32_t>(rows + in)),
-           misalign);
-  Floats y(static_cast<size_t>(rows * out), misalign);
-  std::fill(y.data, y.data + y.size, std::numeric_limits<float>::quiet_NaN());
-  packed_gemm(x.data, rows, w.view, y.data, pool);
-
-  std::vector<double> xd(x.data, x.data + rows * in), yd(static_cast<size_t>(rows * out));
-  matmul_ref<double>(xd.data(), rows, w.view, 0, out, yd.data());
+  Operands op(dtype, rows, out, in, misalign, static_cast<uint32_t>(7 * in + out + rows));
+  packed_gemm(op.x.data, rows, op.w.view, op.y.data, pool);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t o = 0; o < out; ++o) {
       float chain = 0.0f;
       for (int64_t k = 0; k < in; ++k)
-        chain = std::fma(x.data[r * in + k], static_cast<float>(w.values[o * in + k]), chain);
-      const float got = y.data[r * out + o];
+        chain = std::fma(op.x.data[r * in + k], static_cast<float>(op.w.values[o * in + k]), chain);
+      const float got = op.y.data[r * out + o];
       ASSERT_EQ(got, chain) << "at [" << r << ", " << o << "]";
-      ASSERT_NEAR(got, yd[r * out + o],
-                  testing::dot_tolerance(xd.data() + r * in, w.values.data() + o * in, in));
+      ASSERT_NEAR(got, op.yd[r * out + o],
+                  testing::dot_tolerance(op.xd.data() + r * in, op.w.values.data() + o * in, in));
     }
   }
 }
@@ -107,28 +118,22 @@ void check_bf16_inputs(int64_t rows, int64_t out, int64_t in, int misalign, Thre
   SCOPED_TRACE(::testing::Message() << "bf16 inputs rows=" << rows << " out=" << out
                                     << " in=" << in << " misalign=" << misalign
                                     << " threads=" << pool.num_threads());
-  StoredMatrix w(DType::BF16, out, in, misalign, static_cast<uint32_t>(5 * in + out));
-  Floats x(testing::random_floats(static_cast<size_t>(rows * in), static_cast<uint32_t>(rows + 2 * in)),
-           misalign);
-  Floats y(static_cast<size_t>(rows * out), misalign);
-  std::fill(y.data, y.data + y.size, std::numeric_limits<float>::quiet_NaN());
-  packed_gemm_bf16_inputs(x.data, rows, w.view, y.data, pool);
-  std::vector<double> xd(x.data, x.data + rows * in), yd(static_cast<size_t>(rows * out));
-  matmul_ref<double>(xd.data(), rows, w.view, 0, out, yd.data());
-  auto rounded = [&](int64_t i) { return bf16_to_f32(f32_to_bf16(x.data[i])); };
+  Operands op(DType::BF16, rows, out, in, misalign, static_cast<uint32_t>(5 * in + out + rows));
+  packed_gemm_bf16_inputs(op.x.data, rows, op.w.view, op.y.data, pool);
+  auto rounded = [&](int64_t i) { return bf16_to_f32(f32_to_bf16(op.x.data[i])); };
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t o = 0; o < out; ++o) {
       float chain = 0.0f;
       for (int64_t k = 0; k < in; k += 2) {
-        const auto weight = [&](int64_t j) { return static_cast<float>(w.values[o * in + j]); };
+        const auto weight = [&](int64_t j) { return static_cast<float>(op.w.values[o * in + j]); };
         if (k + 1 < in) chain = std::fma(rounded(r * in + k + 1), weight(k + 1), chain);
         chain = std::fma(rounded(r * in + k), weight(k), chain);
       }
-      const float got = y.data[r * out + o];
+      const float got = op.y.data[r * out + o];
       ASSERT_EQ(got, chain) << "at [" << r << ", " << o << "]";
       double magnitude = 0;
-      for (int64_t k = 0; k < in; ++k) magnitude += std::fabs(xd[r * in + k] * w.values[o * in + k]);
-      ASSERT_NEAR(got, yd[r * out + o], (0x1p-8 + (in + 2) * 0x1p-24) * magnitude + 1e-30);
+      for (int64_t k = 0; k < in; ++k) magnitude += std::fabs(op.xd[r * in + k] * op.w.values[o * in + k]);
+      ASSERT_NEAR(got, op.yd[r * out + o], (0x1p-8 + (in + 2) * 0x1p-24) * magnitude + 1e-30);
     }
   }
 }
