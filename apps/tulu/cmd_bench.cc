@@ -217,6 +217,7 @@ Json to_json(const TestResult& t, const ModelFacts& m, const RunInfo& run) {
   j["weight_bytes_per_token"] = m.bytes_per_token;
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["blas_core"] = blas_core_name();
+  j["prompt_gemm"] = prompt_gemm_name();
   j["kernel_target"] = kernel_target_name();
   return j;
 }
@@ -246,12 +247,12 @@ void print_markdown(const std::vector<TestResult>& tests, const ModelFacts& m, c
   }
   std::printf("\nload: %.1f ms (weights %s); peak RSS: %s (weights %s + KV cache %s %s + "
               "workspaces); "
-              "weights read per generated token: %s; kernels: %s; BLAS: OpenBLAS %s\n",
+              "weights read per generated token: %s; kernels: %s; prompt GEMM: %s\n",
               run.load_ms, files_in_memory() ? "read into memory" : "mapped",
               human_size(peak_rss_bytes()).c_str(), human_size(m.size).c_str(),
               human_size(run.kv_cache_bytes).c_str(), std::string(kv_type_name(run.kv_type)).c_str(),
               human_size(m.bytes_per_token).c_str(),
-              kernel_target_name().c_str(), blas_core_name());
+              kernel_target_name().c_str(), prompt_gemm_name().c_str());
 }
 
 int run_bench(const BenchOptions& o) {

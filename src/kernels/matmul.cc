@@ -91,6 +91,13 @@ bool bf16_activations() { return bf16_activations_flag().load(); }
 
 const char* blas_core_name() { return openblas_get_corename(); }
 
+std::string prompt_gemm_name() {
+  if (!packed_gemm_available()) return std::string("OpenBLAS ") + blas_core_name();
+  return bf16_activations() && packed_gemm_bf16_available()
+             ? "packed AVX-512 + bf16 inputs for BF16"
+             : "packed AVX-512";
+}
+
 MatmulScratch::MatmulScratch(int64_t max_in, int threads)
     : max_in_(max_in),
       slots_(std::max(1, threads)),

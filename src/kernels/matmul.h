@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -53,6 +54,10 @@ class MatmulScratch {
 // and every other dtype are unaffected. Not to be flipped while kernels run.
 void set_bf16_activations(bool on);
 bool bf16_activations();
+
+// Which GEMM prompt batches of F32/BF16/F16 weights use here: "packed AVX-512" (with
+// " + bf16 inputs for BF16" when bf16_activations() takes effect) or "OpenBLAS <core>".
+std::string prompt_gemm_name();
 
 // The OpenBLAS kernel set in use (e.g. "SkylakeX", "Cooperlake"), for benchmark reports.
 const char* blas_core_name();

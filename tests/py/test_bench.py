@@ -90,6 +90,13 @@ def main():
         assert [r["use_mmap"] for r in json.loads(p.stdout)] == [mapped, mapped], p.stdout[:300]
     print("ok   use_mmap is true by default and false with --no-mmap")
 
+    for flags, on in (([], False), (["--bf16-activations"], True)):
+        p = run(["-m", model_dirs["bfloat16"], "-p", "4", "-n", "0", "-r", "1", "-o", "json", *flags])
+        assert p.returncode == 0, p.stderr
+        r = json.loads(p.stdout)[0]
+        assert r["bf16_activations"] is on and r["prompt_gemm"], p.stdout[:300]
+    print("ok   bf16_activations is false by default and true with --bf16-activations; prompt_gemm named")
+
     cases = [
         (["-o", "xml"], ["xml"]),
         (["-p", "0", "-n", "0"], ["-p and -n are both 0"]),
