@@ -45,7 +45,7 @@ void add_weight_flags(CLI::App& app) {
   app.add_flag_callback(
       "--bf16-activations", [] { tulu::set_bf16_activations(true); },
       "BF16 weights: round prompt activations to bf16 and use the CPU's bf16 dot product "
-      "(AVX-512 BF16), as llama.cpp and PyTorch's bf16 inference do; prompts about 1.6x "
+      "(AVX-512 BF16), as llama.cpp and PyTorch's bf16 inference do; prompts 1.6-1.9x "
       "faster, logits no longer equal to the fp32 reference (also TULU_BF16_ACTIVATIONS=1)");
 }
 

@@ -49,7 +49,7 @@ class MatmulScratch {
 // products of BF16 weights with more than kMatvecMultiMaxRows rows (prompt batches) may
 // round the activations to bf16 and use the CPU's bf16 dot product (packed_gemm.h's
 // bf16-input mode, where the CPU has AVX-512 BF16), as llama.cpp and PyTorch's bf16
-// inference do: about 1.6× the prompt speed, at the price of logits that differ from the
+// inference do: 1.6–1.9× the prompt speed here, at the price of logits that differ from the
 // fp32 reference by that rounding (relative 2⁻⁸ per activation). Decode steps (≤ 24 rows)
 // and every other dtype are unaffected. Not to be flipped while kernels run.
 void set_bf16_activations(bool on);
