@@ -6,9 +6,9 @@
 //   * x is repacked once per call into groups of 12 rows, [group][k][12] (zero rows pad
 //     the last group), so that one broadcast load feeds one row's products with 32 weights.
 //   * The weight rows are dealt over the pool in panels of 32 (two zmm of output columns).
-//     Each task widens its panel to fp32 as [k][32] in a thread-local buffer (16 rows per
-//     gather, one k at a time; BF16/F16 two k per gathered dword), paid once per panel and
-//     amortized over every activation row. The panel (32·in·4 bytes: 720 KB at in = 5632)
+//     Each task widens its panel to fp32 as [k][32] in a thread-local buffer (16 rows ×
+//     16 elements loaded, widened and transposed in registers at a time), paid once per
+//     panel and amortized over every activation row. The panel (32·in·4 bytes: 720 KB at in = 5632)
 //     stays in L2 while the x groups stream past it.
 //   * The microkernel holds a 12 × 32 output tile in 24 zmm accumulators for the whole
 //     inner dimension: per k, 2 panel loads and 12 broadcasts feed 24 FMAs. Each output is
@@ -45,7 +45,7 @@ void packed_gemm(const float* x, int64_t rows, const TensorView& w, float* y, Th
 // output accumulates, pair by pair in k order, x̂[2p+1]·W[2p+1] then x̂[2p]·W[2p] in fp32
 // (products exact, sums rounded to nearest, subnormals flushed to zero). Twice the
 // multiply-adds per instruction of the fp32 mode; the price is x's rounding, a relative
-// error up to 2⁻⁹ per element: |y − x·Wᵀ| ≤ (2⁻⁹ + in·2⁻²⁴)·Σ_k |x_k·W_k| (to first order).
+// error up to 2⁻⁸ per element: |y − x·Wᵀ| ≤ (2⁻⁸ + in·2⁻²⁴)·Σ_k |x_k·W_k| (to first order).
 // Same layout and threading as packed_gemm, with two elements per 4-byte word.
 bool packed_gemm_bf16_available();
 void packed_gemm_bf16_inputs(const float* x, int64_t rows, const TensorView& w, float* y,
