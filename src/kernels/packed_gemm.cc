@@ -66,18 +66,25 @@ T* aligned_words(std::vector<float>& buffer, size_t n) {
   return reinterpret_cast<T*>(buffer.data() + (kAlign - address % kAlign) % kAlign / sizeof(float));
 }
 
-// x rows [12g, 12g + 12) → xp[g][k][12], rows past `rows` as zeros.
-void pack_rows(const float* x, int64_t rows, int64_t in, float* xp, ThreadPool& pool) {
+// Calls pack(g, r, src) for every row slot r < 12 of every 12-row group g of x (rows of
+// `in` elements), split over the pool by groups; src is null for the slots past `rows`
+// (the zero padding of the last group).
+template <typename Pack>
+void for_each_row_slot(const float* x, int64_t rows, int64_t in, ThreadPool& pool,
+                       const Pack& pack) {
   const int64_t groups = (rows + kRows - 1) / kRows;
   pool.parallel_for(static_cast<size_t>(groups), 1, [&](size_t begin, size_t end) {
-    for (auto g = static_cast<int64_t>(begin); g < static_cast<int64_t>(end); ++g) {
-      float* dst = xp + g * in * kRows;
-      const int64_t valid = std::min(kRows, rows - g * kRows);
-      for (int64_t r = 0; r < kRows; ++r) {
-        const float* src = x + (g * kRows + r) * in;
-        for (int64_t k = 0; k < in; ++k) dst[k * kRows + r] = r < valid ? src[k] : 0.0f;
-      }
-    }
+    for (auto g = static_cast<int64_t>(begin); g < static_cast<int64_t>(end); ++g)
+      for (int64_t r = 0; r < kRows; ++r)
+        pack(g, r, g * kRows + r < rows ? x + (g * kRows + r) * in : nullptr);
+  });
+}
+
+// x rows [12g, 12g + 12) → xp[g][k][12], rows past `rows` as zeros.
+void pack_rows(const float* x, int64_t rows, int64_t in, float* xp, ThreadPool& pool) {
+  for_each_row_slot(x, rows, in, pool, [&](int64_t g, int64_t r, const float* src) {
+    float* dst = xp + g * in * kRows + r;
+    for (int64_t k = 0; k < in; ++k) dst[k * kRows] = src != nullptr ? src[k] : 0.0f;
   });
 }
 
@@ -85,22 +92,16 @@ void pack_rows(const float* x, int64_t rows, int64_t in, float* xp, ThreadPool& 
 // xp[g][p][12], one dword per pair of elements (2p in the low half, 2p + 1 in the high; an
 // odd `in` ends with a zero), rows past `rows` as zeros.
 void pack_rows_bf16(const float* x, int64_t rows, int64_t in, uint32_t* xp, ThreadPool& pool) {
-  const int64_t groups = (rows + kRows - 1) / kRows, pairs = (in + 1) / 2;
-  pool.parallel_for(static_cast<size_t>(groups), 1, [&](size_t begin, size_t end) {
-    for (auto g = static_cast<int64_t>(begin); g < static_cast<int64_t>(end); ++g) {
-      uint32_t* dst = xp + g * pairs * kRows;
-      const int64_t valid = std::min(kRows, rows - g * kRows);
-      for (int64_t r = 0; r < kRows; ++r) {
-        const float* src = x + (g * kRows + r) * in;
-        for (int64_t p = 0; p < pairs; ++p) {
-          uint32_t pair = 0;
-          if (r < valid) {
-            pair = f32_to_bf16(src[2 * p]);
-            if (2 * p + 1 < in) pair |= static_cast<uint32_t>(f32_to_bf16(src[2 * p + 1])) << 16;
-          }
-          dst[p * kRows + r] = pair;
-        }
+  const int64_t pairs = (in + 1) / 2;
+  for_each_row_slot(x, rows, in, pool, [&](int64_t g, int64_t r, const float* src) {
+    uint32_t* dst = xp + g * pairs * kRows + r;
+    for (int64_t p = 0; p < pairs; ++p) {
+      uint32_t pair = 0;
+      if (src != nullptr) {
+        pair = f32_to_bf16(src[2 * p]);
+        if (2 * p + 1 < in) pair |= static_cast<uint32_t>(f32_to_bf16(src[2 * p + 1])) << 16;
       }
+      dst[p * kRows] = pair;
     }
   });
 }
