@@ -116,6 +116,29 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   return file;
 }
 
+void MappedFile::release(const void* p, size_t n) const {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto base = reinterpret_cast<uintptr_t>(data_);
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  TULU_CHECK(data_ != nullptr && begin >= base && n <= size_ && begin - base <= size_ - n,
+             "MappedFile::release: the range is not inside '", path_, "'");
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t last = (begin + n) / page * page;
+  if (first >= last) return;
+  auto* start = reinterpret_cast<void*>(first);
+  const size_t length = last - first;
+  if (!in_memory_) {
+    (void)::madvise(start, length, MADV_DONTNEED);  // clean file pages: re-read on demand
+    return;
+  }
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  // data_ is page-aligned, so the offset in the file is too.
+  (void)::mmap(start, length, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd,
+               static_cast<off_t>(first - base));
+  ::close(fd);
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -39,6 +39,12 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // True when the bytes were read into private memory rather than mapped.
   bool in_memory() const { return in_memory_; }
+  // Gives back the memory of the whole pages inside [p, p + n) (a range of this file's
+  // bytes that the caller has copied elsewhere and will not read on the hot path again).
+  // The bytes stay readable and unchanged: mapped, the pages are dropped and fault back in
+  // from the file on the next read; in memory, they are replaced by a mapping of the same
+  // bytes of the file (left as they are if the file can no longer be opened).
+  void release(const void* p, size_t n) const;
 
  private:
   MappedFile() = default;

@@ -137,16 +137,22 @@ void matmul(const float* x, int64_t rows, const TensorView& w, float* y, ThreadP
 
 void parallel_for_outputs(std::span<const MatmulOutput> outputs, size_t min_chunk,
                           ThreadPool& pool,
-                          const std::function<void(size_t, int64_t, int64_t)>& fn) {
-  int64_t total = 0;
-  for (const MatmulOutput& o : outputs) total += o.w->dim(0);
-  pool.parallel_for(static_cast<size_t>(total), min_chunk, [&](size_t begin, size_t end) {
+                          const std::function<void(size_t, int64_t, int64_t)>& fn,
+                          int64_t unit) {
+  int64_t total = 0;  // in units
+  for (const MatmulOutput& o : outputs) {
+    TULU_CHECK(o.w->dim(0) % unit == 0, "matmul: ", o.w->dim(0), " weight rows are not whole ",
+               "groups of ", unit);
+    total += o.w->dim(0) / unit;
+  }
+  const auto units_per_chunk = static_cast<size_t>((static_cast<int64_t>(min_chunk) + unit - 1) / unit);
+  pool.parallel_for(static_cast<size_t>(total), units_per_chunk, [&](size_t begin, size_t end) {
     int64_t offset = 0;
     for (size_t i = 0; i < outputs.size(); ++i) {
-      const int64_t n = outputs[i].w->dim(0);
+      const int64_t n = outputs[i].w->dim(0) / unit;
       const int64_t b = std::max(static_cast<int64_t>(begin), offset);
       const int64_t e = std::min(static_cast<int64_t>(end), offset + n);
-      if (b < e) fn(i, b - offset, e - offset);
+      if (b < e) fn(i, (b - offset) * unit, (e - offset) * unit);
       offset += n;
     }
   });

@@ -86,10 +86,12 @@ void matmul_group(const float* x, int64_t rows, std::span<const MatmulOutput> ou
 
 // The concatenated weight rows of `outputs` split over the pool in one parallel_for:
 // fn(i, begin, end) for each output i and its row range [begin, end) within one chunk.
-// Chunks hold at least min_chunk rows.
+// Chunks hold at least min_chunk rows. With unit > 1 (every output's rows a multiple of
+// it) the ranges start and end on multiples of unit (Q4_0_R16's 16-row groups).
 void parallel_for_outputs(std::span<const MatmulOutput> outputs, size_t min_chunk,
                           ThreadPool& pool,
-                          const std::function<void(size_t, int64_t, int64_t)>& fn);
+                          const std::function<void(size_t, int64_t, int64_t)>& fn,
+                          int64_t unit = 1);
 
 // The sgemm path of matmul() whatever the row count (benchmarks and tests compare it with
 // matvec_multi.h to place the crossover). Same contract as matmul(); F32/BF16/F16 only.

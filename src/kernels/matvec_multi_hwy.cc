@@ -108,6 +108,7 @@ void MatvecMultiImpl(const float* x, int64_t rows, const void* w, DType dtype, s
     case DType::Q4_0:
     case DType::Q4_K:
     case DType::Q6_K:
+    case DType::Q4_0_R16:
       break;  // rejected by matvec_multi_range before dispatching here
   }
 }

@@ -12,6 +12,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/quant_dot.h"
 #include "tensor/half.h"
+#include "tensor/quant_repack.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -90,6 +91,9 @@ constexpr int weight_offset(const BlockQ8_0*) {
 constexpr int weight_offset(const BlockQ4_0*) {
   return 8;
 }
+constexpr int weight_offset(const BlockQ4_0x16*) {
+  return 8;
+}
 
 // Packs lane group rows [first, first + valid) of w (valid ≤ 16; missing lanes get zero
 // quants and zero scales) into dst: `blocks` × kPackedBlockBytes. Gathers read one dword
@@ -131,6 +135,26 @@ TULU_QGEMM_TARGET void pack_group(const WBlock* w, size_t blocks, int64_t first,
                             _mm512_and_si512(_mm512_srli_epi32(q, 4), low));
       }
     }
+  }
+}
+
+// Q4_0_R16 weights already hold 16 rows per block in lanes (tensor/quant_repack.h): the
+// group is read as one contiguous stream, each 64-byte load splitting into the packed
+// layout's k-steps q (low nibbles) and q + 4 (high nibbles). Groups are always whole.
+TULU_QGEMM_TARGET void pack_group(const BlockQ4_0x16* w, size_t blocks, int64_t first,
+                                  int /*valid: always 16*/, uint8_t* dst) {
+  const BlockQ4_0x16* group = w + static_cast<size_t>(first / kLanes) * blocks;
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  for (size_t b = 0; b < blocks; ++b) {
+    uint8_t* out = dst + b * kPackedBlockBytes;
+    for (size_t q = 0; q < kKSteps / 2; ++q) {
+      const __m512i packed = _mm512_loadu_si512(group[b].qs + 64 * q);
+      _mm512_storeu_si512(out + q * 64, _mm512_and_si512(packed, low));
+      _mm512_storeu_si512(out + (q + kKSteps / 2) * 64,
+                          _mm512_and_si512(_mm512_srli_epi32(packed, 4), low));
+    }
+    _mm512_storeu_ps(out + kKSteps * 64, _mm512_cvtph_ps(_mm256_loadu_si256(
+                                             reinterpret_cast<const __m256i*>(group[b].d))));
   }
 }
 
@@ -269,6 +293,13 @@ void quant_gemm_q4_0(const BlockQ4_0* w, int64_t out, const BlockQ8_0* xq, int64
   gemm(w, out, xq, rows, blocks, y, pool);
 }
 
+void quant_gemm_q4_0_r16(const BlockQ4_0x16* w, int64_t out, const BlockQ8_0* xq, int64_t rows,
+                         size_t blocks, float* y, ThreadPool& pool) {
+  TULU_CHECK(out % kLanes == 0, "quant_gemm: ", out, " Q4_0_R16 rows are not whole groups of ",
+             kLanes);
+  gemm(w, out, xq, rows, blocks, y, pool);
+}
+
 #else  // not x86: never available
 
 void quant_gemm_q8_0(const BlockQ8_0*, int64_t, const BlockQ8_0*, int64_t, size_t, float*,
@@ -277,6 +308,10 @@ void quant_gemm_q8_0(const BlockQ8_0*, int64_t, const BlockQ8_0*, int64_t, size_
 }
 void quant_gemm_q4_0(const BlockQ4_0*, int64_t, const BlockQ8_0*, int64_t, size_t, float*,
                      ThreadPool&) {
+  fail("quant_gemm: the AVX-512 VNNI path is not available on this CPU");
+}
+void quant_gemm_q4_0_r16(const BlockQ4_0x16*, int64_t, const BlockQ8_0*, int64_t, size_t, float*,
+                         ThreadPool&) {
   fail("quant_gemm: the AVX-512 VNNI path is not available on this CPU");
 }
 

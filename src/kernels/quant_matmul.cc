@@ -13,6 +13,7 @@
 #include "kernels/quant_matvec.h"
 #include "kernels/quantize_row.h"
 #include "tensor/quant_blocks.h"
+#include "tensor/quant_repack.h"
 
 namespace tulu {
 
@@ -43,15 +44,21 @@ bool matvec_512(std::span<const MatmulOutput> outputs, const BlockQ8_0* xq, int6
   for (int64_t r = 0; r < rows; ++r)
     if (!prepared[r].prepare(first.dtype, xq + static_cast<size_t>(r) * blocks, blocks))
       return false;
+  // Row r of the matrix starts at r·row_bytes in both layouts when r is a multiple of 16,
+  // and R16 chunks start on such rows.
   const size_t row_bytes = dtype_row_bytes(first.dtype, static_cast<uint64_t>(first.dim(1)));
-  parallel_for_outputs(outputs, kMinRowsPerTask, pool, [&](size_t i, int64_t begin, int64_t end) {
-    const auto* weights = static_cast<const uint8_t*>(outputs[i].w->data);
-    const int64_t out = outputs[i].w->dim(0);
-    for (int64_t r = 0; r < rows; ++r)
-      quant_matvec_rows(weights + static_cast<size_t>(begin) * row_bytes,
-                        static_cast<size_t>(end - begin), prepared[r],
-                        outputs[i].y + r * out + begin);
-  });
+  const int64_t unit = first.dtype == DType::Q4_0_R16 ? kRepackRows : 1;
+  parallel_for_outputs(
+      outputs, kMinRowsPerTask, pool,
+      [&](size_t i, int64_t begin, int64_t end) {
+        const auto* weights = static_cast<const uint8_t*>(outputs[i].w->data);
+        const int64_t out = outputs[i].w->dim(0);
+        for (int64_t r = 0; r < rows; ++r)
+          quant_matvec_rows(weights + static_cast<size_t>(begin) * row_bytes,
+                            static_cast<size_t>(end - begin), prepared[r],
+                            outputs[i].y + r * out + begin);
+      },
+      unit);
   return true;
 }
 
@@ -119,6 +126,37 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
   });
 }
 
+// Q4_0_R16 weights (tensor/quant_repack.h): prompt batches of 4 rows or more take the GEMM
+// (its packing reads the groups directly), 1–3 rows the matrix–vector kernel. Where neither
+// runs (no AVX-512 VNNI, or a lower path forced), each 16-row group is unpacked to plain
+// Q4_0 rows in a per-thread buffer and goes through the pairwise dots: the same products.
+void matmul_q4_0_r16(const float* x, int64_t rows, const TensorView& w, float* y,
+                     ThreadPool& pool) {
+  const int64_t out = w.dim(0), in = w.dim(1);
+  TULU_CHECK(q4_0_rows16_repackable(out, in), "matmul: a Q4_0_R16 weight must be [16k, 32m], not ",
+             shape_to_string(w.shape));
+  const auto blocks = static_cast<size_t>(in) / kQuantBlock;
+  const std::vector<BlockQ8_0> xq = quantize_rows(x, rows, in, pool);
+  const auto* groups = static_cast<const BlockQ4_0x16*>(w.data);
+  if (rows >= kTileRows && quant_gemm_available())
+    return quant_gemm_q4_0_r16(groups, out, xq.data(), rows, blocks, y, pool);
+  const MatmulOutput single[] = {{&w, y}};
+  if (rows < kTileRows && matvec_512(single, xq.data(), rows, pool)) return;
+  const auto dot = force_generic_kernels() ? vec_dot_q4_0_q8_0_ref : vec_dot_q4_0_q8_0;
+  pool.parallel_for(static_cast<size_t>(out / kRepackRows), 1, [&](size_t begin, size_t end) {
+    thread_local std::vector<BlockQ4_0> plain;
+    plain.resize(static_cast<size_t>(kRepackRows) * blocks);
+    for (size_t g = begin; g < end; ++g) {
+      unpack_q4_0_r16_group(groups + g * blocks, blocks, plain.data());
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < kRepackRows; ++i)
+          y[r * out + static_cast<int64_t>(g) * kRepackRows + i] =
+              dot(plain.data() + static_cast<size_t>(i) * blocks,
+                  xq.data() + static_cast<size_t>(r) * blocks, blocks);
+    }
+  });
+}
+
 }  // namespace
 
 bool quant_matvec_group(const float* x, int64_t rows, std::span<const MatmulOutput> outputs,
@@ -128,8 +166,9 @@ bool quant_matvec_group(const float* x, int64_t rows, std::span<const MatmulOutp
     return false;
   const TensorView& first = *outputs.front().w;
   const int64_t in = first.dim(1);
-  if ((first.dtype != DType::Q8_0 && first.dtype != DType::Q4_0) || in <= 0 ||
-      in % static_cast<int64_t>(kQuantBlock) != 0)
+  if ((first.dtype != DType::Q8_0 && first.dtype != DType::Q4_0 &&
+       first.dtype != DType::Q4_0_R16) ||
+      in <= 0 || in % static_cast<int64_t>(kQuantBlock) != 0)
     return false;
   for (const MatmulOutput& o : outputs)
     if (o.w->dtype != first.dtype || o.w->dim(1) != in) return false;
@@ -149,6 +188,8 @@ void quant_matmul(const float* x, int64_t rows, const TensorView& w, float* y, T
     case DType::Q4_0:
       return matmul_q8_activations<BlockQ4_0, vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_ref,
                                    quant_tile_q4_0, quant_gemm_q4_0>(x, rows, w, y, pool);
+    case DType::Q4_0_R16:
+      return matmul_q4_0_r16(x, rows, w, y, pool);
     case DType::Q4_K:
     case DType::Q6_K:
       return matmul_k_quant(x, rows, w, y, pool);

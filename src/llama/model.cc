@@ -7,6 +7,7 @@
 #include "core/file_io.h"
 #include "llama/checkpoint.h"
 #include "llama/gguf_llama.h"
+#include "llama/weight_repack.h"
 
 namespace tulu {
 
@@ -104,6 +105,7 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorStore store, std::string source
   }
   weights_.norm = view("model.norm.weight");
   weights_.lm_head = config_.tie_word_embeddings ? weights_.embed_tokens : view("lm_head.weight");
+  repacked_bytes_ = repack_weights_for_decode(weights_, store_);
 }
 
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& dir) {

@@ -1,5 +1,8 @@
 // A loaded Llama model: its config and its weights as views (HF names, HF layout, no
 // permutation) into the checkpoint files. Immutable after load; shareable across threads.
+// On CPUs with the AVX-512 VNNI kernels, Q4_0 linear weights are repacked at load into the
+// 16-row interleaved Q4_0_R16 layout (llama/weight_repack.h): weights() then views those
+// copies, while store() keeps the file's views as read.
 #pragma once
 
 #include <memory>
@@ -66,6 +69,8 @@ class LlamaModel {
   // Parameters the config implies (a tied lm_head counted once, as transformers'
   // num_parameters() does).
   int64_t parameter_count() const;
+  // Bytes of weights repacked at load (0 when none were).
+  uint64_t repacked_bytes() const { return repacked_bytes_; }
 
  private:
   LlamaConfig config_;
@@ -74,6 +79,7 @@ class LlamaModel {
   std::string source_;  // directory or file it came from
   GenerationConfig generation_config_;
   std::string weight_format_;
+  uint64_t repacked_bytes_ = 0;
 };
 
 }  // namespace tulu

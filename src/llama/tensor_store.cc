@@ -1,5 +1,6 @@
 #include "llama/tensor_store.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"
@@ -35,6 +36,20 @@ void* TensorStore::allocate(size_t nbytes) {
   auto addr = reinterpret_cast<uintptr_t>(buffers_.back().get());
   addr = (addr + 63) & ~static_cast<uintptr_t>(63);
   return reinterpret_cast<void*>(addr);
+}
+
+void* TensorStore::allocate_pages(size_t nbytes) {
+  page_buffers_.push_back(PageBuffer::allocate(nbytes, /*huge=*/true));
+  return page_buffers_.back().data();
+}
+
+void TensorStore::release_file_bytes(const void* p, size_t n) const {
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  for (const auto& file : files_) {
+    const auto base = reinterpret_cast<uintptr_t>(file->data());
+    if (begin >= base && begin - base < file->size() && n <= file->size() - (begin - base))
+      return file->release(p, n);
+  }
 }
 
 const StoredTensor& TensorStore::get(const std::string& name) const {

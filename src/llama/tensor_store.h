@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/mapped_file.h"
+#include "core/page_buffer.h"
 #include "tensor/tensor.h"
 
 namespace tulu {
@@ -30,6 +31,11 @@ class TensorStore {
   void keep_alive(std::shared_ptr<MappedFile> file) { files_.push_back(std::move(file)); }
   // Allocates an owned buffer of nbytes (64-byte aligned) that lives as long as the store.
   void* allocate(size_t nbytes);
+  // Allocates an owned, page-aligned PageBuffer (huge pages advised) of nbytes.
+  void* allocate_pages(size_t nbytes);
+  // Gives back the memory under [p, p + n) when it lies in one of the kept-alive files
+  // (MappedFile::release: the bytes stay readable); otherwise does nothing.
+  void release_file_bytes(const void* p, size_t n) const;
 
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
   // Throws tulu::Error "missing tensor '<name>'" when absent.
@@ -43,6 +49,7 @@ class TensorStore {
   std::map<std::string, StoredTensor> tensors_;
   std::vector<std::shared_ptr<MappedFile>> files_;
   std::vector<std::unique_ptr<float[]>> buffers_;
+  std::vector<PageBuffer> page_buffers_;
   size_t copied_ = 0;
 };
 

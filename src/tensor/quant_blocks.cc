@@ -201,7 +201,11 @@ void dequantize_row(const void* src, DType dtype, size_t n, float* dst) {
       return dequantize_q4_k(static_cast<const BlockQ4_K*>(src), blocks, dst);
     case DType::Q6_K:
       return dequantize_q6_k(static_cast<const BlockQ6_K*>(src), blocks, dst);
+    case DType::Q4_0_R16:
+      break;
   }
+  fail("dequantize_row: ", dtype_name(dtype),
+       " interleaves 16 rows, so a row is not contiguous (use to_f32 or unpack_q4_0_r16_group)");
 }
 
 void encode_row(const float* x, size_t n, DType dtype, void* dst) {
@@ -221,6 +225,7 @@ void encode_row(const float* x, size_t n, DType dtype, void* dst) {
       return quantize_row_q4_0_ref(x, static_cast<BlockQ4_0*>(dst), n);
     case DType::Q4_K:
     case DType::Q6_K:
+    case DType::Q4_0_R16:
       break;
   }
   fail("encode_row: no encoder for ", dtype_name(dtype));

@@ -62,7 +62,7 @@ ParamLayout load_master_weights(const LlamaModel& model, std::vector<float>& val
   for (size_t i = 0; i < entries.size(); ++i) {
     const TensorView& view = *views[i];
     TULU_CHECK(!dtype_is_quantized(view.dtype), model.source(), ": tensor '", entries[i].name,
-               "' is ", dtype_name(view.dtype),
+               "' is ", dtype_name(model.store().get(entries[i].name).view.dtype),
                ": training needs F32/BF16/F16 weights (use the original Hugging Face checkpoint, "
                "not a quantized one)");
     TULU_CHECK(view.shape == entries[i].shape, model.source(), ": tensor '", entries[i].name,

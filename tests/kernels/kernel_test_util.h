@@ -95,6 +95,7 @@ struct StoredMatrix {
         case DType::Q4_0:
         case DType::Q4_K:
         case DType::Q6_K:
+        case DType::Q4_0_R16:
           throw std::invalid_argument("StoredMatrix holds scalar dtypes only");
       }
     }

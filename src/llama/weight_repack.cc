@@ -1,0 +1,87 @@
+#include "llama/weight_repack.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <thread>
+#include <vector>
+
+#include "kernels/quant_gemm_vnni.h"
+#include "kernels/quant_matvec.h"
+#include "tensor/quant_repack.h"
+
+namespace tulu {
+
+namespace {
+
+// The views a decode step multiplies by (never the embedding; lm_head only when untied).
+std::vector<TensorView*> linear_weights(LlamaWeights& w) {
+  std::vector<TensorView*> views;
+  for (LayerWeights& layer : w.layers)
+    for (TensorView* v : {&layer.q_proj, &layer.k_proj, &layer.v_proj, &layer.o_proj,
+                          &layer.gate_proj, &layer.up_proj, &layer.down_proj})
+      views.push_back(v);
+  if (w.lm_head.data != w.embed_tokens.data) views.push_back(&w.lm_head);
+  return views;
+}
+
+bool repackable(const TensorView& v) {
+  return v.dtype == DType::Q4_0 && v.shape.size() == 2 && q4_0_rows16_repackable(v.dim(0), v.dim(1));
+}
+
+}  // namespace
+
+bool weight_repack_enabled() {
+  const char* env = std::getenv("TULU_REPACK");
+  if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+  return quant_gemm_available() && quant_matvec_available();
+}
+
+uint64_t repack_weights_for_decode(LlamaWeights& weights, TensorStore& store) {
+  if (!weight_repack_enabled()) return 0;
+  std::vector<TensorView*> todo;
+  uint64_t total = 0;
+  for (TensorView* v : linear_weights(weights))
+    if (repackable(*v)) {
+      todo.push_back(v);
+      total += v->nbytes();
+    }
+  if (todo.empty()) return 0;
+  auto* buffer = static_cast<uint8_t*>(store.allocate_pages(total));
+  std::vector<uint8_t*> destinations;
+  for (TensorView* v : todo) {  // the tensors' bytes are multiples of 288: alignment kept
+    destinations.push_back(buffer);
+    buffer += v->nbytes();
+  }
+  // The tensors split over the hardware's threads; each copy also gives its source pages
+  // back, so the resident size never holds much more than one copy.
+  const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, todo.size());
+  std::vector<std::exception_ptr> errors(threads);
+  auto work = [&](size_t t) {
+    try {
+      for (size_t i = t; i < todo.size(); i += threads) {
+        const TensorView& v = *todo[i];
+        const auto blocks = static_cast<size_t>(v.dim(1)) / kQuantBlock;
+        repack_q4_0_r16(static_cast<const BlockQ4_0*>(v.data), v.dim(0), blocks,
+                        reinterpret_cast<BlockQ4_0x16*>(destinations[i]));
+        store.release_file_bytes(v.data, v.nbytes());
+      }
+    } catch (...) {
+      errors[t] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (std::thread& th : pool) th.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  for (size_t i = 0; i < todo.size(); ++i) {
+    todo[i]->dtype = DType::Q4_0_R16;
+    todo[i]->data = destinations[i];
+  }
+  return total;
+}
+
+}  // namespace tulu
