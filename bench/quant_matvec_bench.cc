@@ -1,7 +1,10 @@
 // Decode-step (one activation row) throughput of tulu::quant_matmul for Q8_0 and Q4_0
-// weights: GB/s of weight bytes read, for a weight set far larger than the caches (as in
-// generation, where every token streams the whole model) and for one matrix that stays in
-// cache (the kernel's compute ceiling). Compare the first with bench_bandwidth's figure.
+// weights, in the file's layout and in the 16-row interleaved layouts made at load
+// (Q8_0_R16, Q4_0_R16; tensor/quant_repack.h): GB/s of weight bytes read, for a weight set
+// far larger than the caches (as in generation, where every token streams the whole model)
+// and for one matrix that stays in cache (the kernel's compute ceiling). Compare the first
+// with bench_bandwidth's figure. (The buffers here are plain heap memory; the model loader
+// also advises huge pages for its repacked copy.)
 // Usage: quant_matvec_bench [threads] [out] [in] [total MiB]  (defaults: 2 5632 2048 600)
 #include <algorithm>
 #include <chrono>
@@ -15,6 +18,7 @@
 #include "core/thread_pool.h"
 #include "kernels/quant_matmul.h"
 #include "tensor/quant_blocks.h"
+#include "tensor/quant_repack.h"
 
 namespace {
 
@@ -40,6 +44,23 @@ Matrices make(tulu::DType dtype, int64_t out, int64_t in, size_t count) {
         tulu::quantize_row_q4_0_ref(row.data(), static_cast<tulu::BlockQ4_0*>(dst), row.size());
     }
     m.data.push_back(std::move(bytes));
+  }
+  return m;
+}
+
+// The same matrices in the R16 layout.
+Matrices interleaved(const Matrices& plain, int64_t out, int64_t in) {
+  Matrices m{tulu::interleaved_dtype(plain.dtype), {}};
+  const auto blocks = static_cast<size_t>(in) / tulu::kQuantBlock;
+  for (const auto& bytes : plain.data) {
+    std::vector<uint8_t> r16(bytes.size());
+    if (plain.dtype == tulu::DType::Q8_0)
+      tulu::repack_q8_0_r16(reinterpret_cast<const tulu::BlockQ8_0*>(bytes.data()), out, blocks,
+                            reinterpret_cast<tulu::BlockQ8_0x16*>(r16.data()));
+    else
+      tulu::repack_q4_0_r16(reinterpret_cast<const tulu::BlockQ4_0*>(bytes.data()), out, blocks,
+                            reinterpret_cast<tulu::BlockQ4_0x16*>(r16.data()));
+    m.data.push_back(std::move(r16));
   }
   return m;
 }
@@ -102,15 +123,27 @@ int main(int argc, char** argv) {
     const auto count = static_cast<size_t>(std::max(1.0, total_mib / matrix_mib));
     const Matrices many = make(dtype, out, in, count);
     const Matrices one = make(dtype, out, in, 1);
-    const Rate streamed = sweep(many, out, in, x, y, pool, 2);
-    const Rate cached = sweep(one, out, in, x, y, pool, 100);
-    std::printf("%s: streamed %.0f MiB: %.1f GB/s; one %.1f MiB matrix (cache): %.1f GB/s",
-                std::string(tulu::dtype_name(dtype)).c_str(),
-                matrix_mib * static_cast<double>(count), streamed.wall_gbs, matrix_mib,
-                cached.wall_gbs);
-    if (threads == 1)
-      std::printf(" (per CPU second: streamed %.1f, cache %.1f)", streamed.cpu_gbs, cached.cpu_gbs);
-    std::printf("\n");
+    const bool repackable = tulu::rows16_repackable(out, in);
+    for (const bool r16 : {false, true}) {
+      if (r16 && !repackable) continue;
+      Matrices many_r16, one_r16;
+      if (r16) {
+        many_r16 = interleaved(many, out, in);
+        one_r16 = interleaved(one, out, in);
+      }
+      const Matrices& stream = r16 ? many_r16 : many;
+      const Matrices& cache = r16 ? one_r16 : one;
+      const Rate streamed = sweep(stream, out, in, x, y, pool, 2);
+      const Rate cached = sweep(cache, out, in, x, y, pool, 100);
+      std::printf("%-8s: streamed %.0f MiB: %.1f GB/s; one %.1f MiB matrix (cache): %.1f GB/s",
+                  std::string(tulu::dtype_name(stream.dtype)).c_str(),
+                  matrix_mib * static_cast<double>(count), streamed.wall_gbs, matrix_mib,
+                  cached.wall_gbs);
+      if (threads == 1)
+        std::printf(" (per CPU second: streamed %.1f, cache %.1f)", streamed.cpu_gbs,
+                    cached.cpu_gbs);
+      std::printf("\n");
+    }
   }
   return 0;
 }

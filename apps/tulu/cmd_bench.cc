@@ -179,6 +179,7 @@ struct RunInfo {
   std::string model_dir;
   int threads = 0;
   double load_ms = 0;
+  uint64_t repacked_bytes = 0;  // weights copied into the 16-row layouts at load
   KvType kv_type = KvType::F32;
   uint64_t kv_cache_bytes = 0;
 };
@@ -212,6 +213,7 @@ Json to_json(const TestResult& t, const ModelFacts& m, const RunInfo& run) {
   j["samples_ts"] = ts;
   // Ours, beyond llama-bench's fields.
   j["load_time_ms"] = run.load_ms;
+  j["repacked_bytes"] = run.repacked_bytes;  // 0 with --no-repack or on CPUs without AVX-512
   j["bf16_activations"] = bf16_activations();  // --bf16-activations
   j["kv_cache_bytes"] = run.kv_cache_bytes;
   j["weight_bytes_per_token"] = m.bytes_per_token;
@@ -245,10 +247,13 @@ void print_markdown(const std::vector<TestResult>& tests, const ModelFacts& m, c
     std::printf("| %s | %s | %s | CPU | %d | %s | %.2f ± %.2f |\n", m.type.c_str(),
                 human_size(m.size).c_str(), params, run.threads, test, mean(ts), stddev(ts));
   }
-  std::printf("\nload: %.1f ms (weights %s); peak RSS: %s (weights %s + KV cache %s %s + "
+  const std::string repacked =
+      run.repacked_bytes == 0 ? ""
+                              : ", " + human_size(run.repacked_bytes) + " repacked to 16-row layout";
+  std::printf("\nload: %.1f ms (weights %s%s); peak RSS: %s (weights %s + KV cache %s %s + "
               "workspaces); "
               "weights read per generated token: %s; kernels: %s; prompt GEMM: %s\n",
-              run.load_ms, files_in_memory() ? "read into memory" : "mapped",
+              run.load_ms, files_in_memory() ? "read into memory" : "mapped", repacked.c_str(),
               human_size(peak_rss_bytes()).c_str(), human_size(m.size).c_str(),
               human_size(run.kv_cache_bytes).c_str(), std::string(kv_type_name(run.kv_type)).c_str(),
               human_size(m.bytes_per_token).c_str(),
@@ -266,6 +271,7 @@ int run_bench(const BenchOptions& o) {
   const auto load_start = Clock::now();
   const std::unique_ptr<LlamaModel> model = LlamaModel::load(o.model.model_dir);
   run.load_ms = static_cast<double>(elapsed_ns(load_start)) / 1e6;
+  run.repacked_bytes = model->repacked_bytes();
   const LlamaConfig& c = model->config();
   const int context = o.n_prompt + o.n_gen;
   TULU_CHECK(context <= c.max_position_embeddings, "-p ", o.n_prompt, " + -n ", o.n_gen,

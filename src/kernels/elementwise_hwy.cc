@@ -63,6 +63,7 @@ void ConvertImpl(const void* src, DType dtype, size_t n, float* dst) {
     case DType::Q4_K:
     case DType::Q6_K:
     case DType::Q4_0_R16:
+    case DType::Q8_0_R16:
       break;  // convert_to_f32 decodes these before dispatching here
   }
 }

@@ -50,6 +50,7 @@ inline float stored_to_f32(const void* data, DType dtype, size_t i) {
     case DType::Q4_K:
     case DType::Q6_K:
     case DType::Q4_0_R16:
+    case DType::Q8_0_R16:
       return dequantize_element(data, dtype, i);
   }
   return 0.0f;

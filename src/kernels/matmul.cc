@@ -145,7 +145,8 @@ void parallel_for_outputs(std::span<const MatmulOutput> outputs, size_t min_chun
                "groups of ", unit);
     total += o.w->dim(0) / unit;
   }
-  const auto units_per_chunk = static_cast<size_t>((static_cast<int64_t>(min_chunk) + unit - 1) / unit);
+  const auto units_per_chunk =
+      static_cast<size_t>((static_cast<int64_t>(min_chunk) + unit - 1) / unit);
   pool.parallel_for(static_cast<size_t>(total), units_per_chunk, [&](size_t begin, size_t end) {
     int64_t offset = 0;
     for (size_t i = 0; i < outputs.size(); ++i) {

@@ -36,6 +36,7 @@ void MatvecImpl(const float* x, const void* w, DType dtype, size_t in, int64_t r
     case DType::Q4_K:
     case DType::Q6_K:
     case DType::Q4_0_R16:
+    case DType::Q8_0_R16:
       break;  // matvec_rows sends these to quant_matvec_rows before dispatching here
   }
 }

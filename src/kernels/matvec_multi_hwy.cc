@@ -109,6 +109,7 @@ void MatvecMultiImpl(const float* x, int64_t rows, const void* w, DType dtype, s
     case DType::Q4_K:
     case DType::Q6_K:
     case DType::Q4_0_R16:
+    case DType::Q8_0_R16:
       break;  // rejected by matvec_multi_range before dispatching here
   }
 }

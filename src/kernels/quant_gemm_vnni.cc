@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -94,6 +95,9 @@ constexpr int weight_offset(const BlockQ4_0*) {
 constexpr int weight_offset(const BlockQ4_0x16*) {
   return 8;
 }
+constexpr int weight_offset(const BlockQ8_0x16*) {
+  return 128;
+}
 
 // Packs lane group rows [first, first + valid) of w (valid ≤ 16; missing lanes get zero
 // quants and zero scales) into dst: `blocks` × kPackedBlockBytes. Gathers read one dword
@@ -138,24 +142,41 @@ TULU_QGEMM_TARGET void pack_group(const WBlock* w, size_t blocks, int64_t first,
   }
 }
 
-// Q4_0_R16 weights already hold 16 rows per block in lanes (tensor/quant_repack.h): the
-// group is read as one contiguous stream, each 64-byte load splitting into the packed
-// layout's k-steps q (low nibbles) and q + 4 (high nibbles). Groups are always whole.
-TULU_QGEMM_TARGET void pack_group(const BlockQ4_0x16* w, size_t blocks, int64_t first,
-                                  int /*valid: always 16*/, uint8_t* dst) {
-  const BlockQ4_0x16* group = w + static_cast<size_t>(first / kLanes) * blocks;
+// Q4_0_R16 / Q8_0_R16 weights already hold 16 rows per block in lanes
+// (tensor/quant_repack.h): the group is read as one contiguous stream. A Q4_0 load splits
+// into the packed layout's k-steps q (low nibbles) and q + 4 (high nibbles); a Q8_0 load is
+// k-step q, made unsigned. Groups are always whole.
+template <typename Block>
+TULU_QGEMM_TARGET void pack_interleaved_group(const Block* w, size_t blocks, int64_t first,
+                                              uint8_t* dst) {
+  const Block* group = w + static_cast<size_t>(first / kLanes) * blocks;
   const __m512i low = _mm512_set1_epi8(0x0F);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < blocks; ++b) {
     uint8_t* out = dst + b * kPackedBlockBytes;
-    for (size_t q = 0; q < kKSteps / 2; ++q) {
-      const __m512i packed = _mm512_loadu_si512(group[b].qs + 64 * q);
-      _mm512_storeu_si512(out + q * 64, _mm512_and_si512(packed, low));
-      _mm512_storeu_si512(out + (q + kKSteps / 2) * 64,
-                          _mm512_and_si512(_mm512_srli_epi32(packed, 4), low));
+    const auto* qs = reinterpret_cast<const uint8_t*>(group[b].qs);
+    if constexpr (std::is_same_v<Block, BlockQ4_0x16>) {
+      for (size_t q = 0; q < kKSteps / 2; ++q) {
+        const __m512i packed = _mm512_loadu_si512(qs + 64 * q);
+        _mm512_storeu_si512(out + q * 64, _mm512_and_si512(packed, low));
+        _mm512_storeu_si512(out + (q + kKSteps / 2) * 64,
+                            _mm512_and_si512(_mm512_srli_epi32(packed, 4), low));
+      }
+    } else {
+      for (size_t q = 0; q < kKSteps; ++q)
+        _mm512_storeu_si512(out + q * 64, _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * q), flip));
     }
     _mm512_storeu_ps(out + kKSteps * 64, _mm512_cvtph_ps(_mm256_loadu_si256(
                                              reinterpret_cast<const __m256i*>(group[b].d))));
   }
+}
+TULU_QGEMM_TARGET void pack_group(const BlockQ4_0x16* w, size_t blocks, int64_t first,
+                                  int /*valid: always 16*/, uint8_t* dst) {
+  pack_interleaved_group(w, blocks, first, dst);
+}
+TULU_QGEMM_TARGET void pack_group(const BlockQ8_0x16* w, size_t blocks, int64_t first,
+                                  int /*valid: always 16*/, uint8_t* dst) {
+  pack_interleaved_group(w, blocks, first, dst);
 }
 
 // y[row0 + r, col0 + 16·c + lane] for r < R, c < C: R activation rows × C packed lane
@@ -300,6 +321,13 @@ void quant_gemm_q4_0_r16(const BlockQ4_0x16* w, int64_t out, const BlockQ8_0* xq
   gemm(w, out, xq, rows, blocks, y, pool);
 }
 
+void quant_gemm_q8_0_r16(const BlockQ8_0x16* w, int64_t out, const BlockQ8_0* xq, int64_t rows,
+                         size_t blocks, float* y, ThreadPool& pool) {
+  TULU_CHECK(out % kLanes == 0, "quant_gemm: ", out, " Q8_0_R16 rows are not whole groups of ",
+             kLanes);
+  gemm(w, out, xq, rows, blocks, y, pool);
+}
+
 #else  // not x86: never available
 
 void quant_gemm_q8_0(const BlockQ8_0*, int64_t, const BlockQ8_0*, int64_t, size_t, float*,
@@ -311,6 +339,10 @@ void quant_gemm_q4_0(const BlockQ4_0*, int64_t, const BlockQ8_0*, int64_t, size_
   fail("quant_gemm: the AVX-512 VNNI path is not available on this CPU");
 }
 void quant_gemm_q4_0_r16(const BlockQ4_0x16*, int64_t, const BlockQ8_0*, int64_t, size_t, float*,
+                         ThreadPool&) {
+  fail("quant_gemm: the AVX-512 VNNI path is not available on this CPU");
+}
+void quant_gemm_q8_0_r16(const BlockQ8_0x16*, int64_t, const BlockQ8_0*, int64_t, size_t, float*,
                          ThreadPool&) {
   fail("quant_gemm: the AVX-512 VNNI path is not available on this CPU");
 }

@@ -40,9 +40,11 @@ void quant_gemm_q8_0(const BlockQ8_0* w, int64_t out, const BlockQ8_0* xq, int64
                      size_t blocks, float* y, ThreadPool& pool);
 void quant_gemm_q4_0(const BlockQ4_0* w, int64_t out, const BlockQ8_0* xq, int64_t rows,
                      size_t blocks, float* y, ThreadPool& pool);
-// The same products for Q4_0_R16 weights (tensor/quant_repack.h; out a multiple of 16):
-// the bits of quant_gemm_q4_0 on the rows they were repacked from.
+// The same products for Q4_0_R16 / Q8_0_R16 weights (tensor/quant_repack.h; out a
+// multiple of 16): the bits of quant_gemm_q4_0 / _q8_0 on the rows they were repacked from.
 void quant_gemm_q4_0_r16(const BlockQ4_0x16* w, int64_t out, const BlockQ8_0* xq, int64_t rows,
+                         size_t blocks, float* y, ThreadPool& pool);
+void quant_gemm_q8_0_r16(const BlockQ8_0x16* w, int64_t out, const BlockQ8_0* xq, int64_t rows,
                          size_t blocks, float* y, ThreadPool& pool);
 
 }  // namespace tulu

@@ -47,7 +47,7 @@ bool matvec_512(std::span<const MatmulOutput> outputs, const BlockQ8_0* xq, int6
   // Row r of the matrix starts at r·row_bytes in both layouts when r is a multiple of 16,
   // and R16 chunks start on such rows.
   const size_t row_bytes = dtype_row_bytes(first.dtype, static_cast<uint64_t>(first.dim(1)));
-  const int64_t unit = first.dtype == DType::Q4_0_R16 ? kRepackRows : 1;
+  const int64_t unit = plain_dtype(first.dtype) != first.dtype ? kRepackRows : 1;
   parallel_for_outputs(
       outputs, kMinRowsPerTask, pool,
       [&](size_t i, int64_t begin, int64_t end) {
@@ -126,28 +126,34 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
   });
 }
 
-// Q4_0_R16 weights (tensor/quant_repack.h): prompt batches of 4 rows or more take the GEMM
-// (its packing reads the groups directly), 1–3 rows the matrix–vector kernel. Where neither
-// runs (no AVX-512 VNNI, or a lower path forced), each 16-row group is unpacked to plain
-// Q4_0 rows in a per-thread buffer and goes through the pairwise dots: the same products.
-void matmul_q4_0_r16(const float* x, int64_t rows, const TensorView& w, float* y,
-                     ThreadPool& pool) {
+// Q4_0_R16 / Q8_0_R16 weights (tensor/quant_repack.h): prompt batches of 4 rows or more
+// take the GEMM (its packing reads the groups directly), 1–3 rows the matrix–vector kernel.
+// Where neither runs (no AVX-512 VNNI, or a lower path forced), each 16-row group is
+// unpacked to plain rows in a per-thread buffer and goes through the pairwise dots: the
+// same products as on the rows the copy was made from.
+template <typename Interleaved, typename Plain,
+          void (*Unpack)(const Interleaved*, size_t, Plain*),
+          float (*Dot)(const Plain*, const BlockQ8_0*, size_t),
+          float (*DotRef)(const Plain*, const BlockQ8_0*, size_t),
+          void (*Gemm)(const Interleaved*, int64_t, const BlockQ8_0*, int64_t, size_t, float*,
+                       ThreadPool&)>
+void matmul_r16(const float* x, int64_t rows, const TensorView& w, float* y, ThreadPool& pool) {
   const int64_t out = w.dim(0), in = w.dim(1);
-  TULU_CHECK(q4_0_rows16_repackable(out, in), "matmul: a Q4_0_R16 weight must be [16k, 32m], not ",
-             shape_to_string(w.shape));
+  TULU_CHECK(rows16_repackable(out, in), "matmul: a ", dtype_name(w.dtype),
+             " weight must be [16k, 32m], not ", shape_to_string(w.shape));
   const auto blocks = static_cast<size_t>(in) / kQuantBlock;
   const std::vector<BlockQ8_0> xq = quantize_rows(x, rows, in, pool);
-  const auto* groups = static_cast<const BlockQ4_0x16*>(w.data);
+  const auto* groups = static_cast<const Interleaved*>(w.data);
   if (rows >= kTileRows && quant_gemm_available())
-    return quant_gemm_q4_0_r16(groups, out, xq.data(), rows, blocks, y, pool);
+    return Gemm(groups, out, xq.data(), rows, blocks, y, pool);
   const MatmulOutput single[] = {{&w, y}};
   if (rows < kTileRows && matvec_512(single, xq.data(), rows, pool)) return;
-  const auto dot = force_generic_kernels() ? vec_dot_q4_0_q8_0_ref : vec_dot_q4_0_q8_0;
+  const auto dot = force_generic_kernels() ? DotRef : Dot;
   pool.parallel_for(static_cast<size_t>(out / kRepackRows), 1, [&](size_t begin, size_t end) {
-    thread_local std::vector<BlockQ4_0> plain;
+    thread_local std::vector<Plain> plain;
     plain.resize(static_cast<size_t>(kRepackRows) * blocks);
     for (size_t g = begin; g < end; ++g) {
-      unpack_q4_0_r16_group(groups + g * blocks, blocks, plain.data());
+      Unpack(groups + g * blocks, blocks, plain.data());
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t i = 0; i < kRepackRows; ++i)
           y[r * out + static_cast<int64_t>(g) * kRepackRows + i] =
@@ -166,9 +172,9 @@ bool quant_matvec_group(const float* x, int64_t rows, std::span<const MatmulOutp
     return false;
   const TensorView& first = *outputs.front().w;
   const int64_t in = first.dim(1);
-  if ((first.dtype != DType::Q8_0 && first.dtype != DType::Q4_0 &&
-       first.dtype != DType::Q4_0_R16) ||
-      in <= 0 || in % static_cast<int64_t>(kQuantBlock) != 0)
+  const DType plain = plain_dtype(first.dtype);
+  if ((plain != DType::Q8_0 && plain != DType::Q4_0) || in <= 0 ||
+      in % static_cast<int64_t>(kQuantBlock) != 0)
     return false;
   for (const MatmulOutput& o : outputs)
     if (o.w->dtype != first.dtype || o.w->dim(1) != in) return false;
@@ -189,7 +195,11 @@ void quant_matmul(const float* x, int64_t rows, const TensorView& w, float* y, T
       return matmul_q8_activations<BlockQ4_0, vec_dot_q4_0_q8_0, vec_dot_q4_0_q8_0_ref,
                                    quant_tile_q4_0, quant_gemm_q4_0>(x, rows, w, y, pool);
     case DType::Q4_0_R16:
-      return matmul_q4_0_r16(x, rows, w, y, pool);
+      return matmul_r16<BlockQ4_0x16, BlockQ4_0, unpack_q4_0_r16_group, vec_dot_q4_0_q8_0,
+                        vec_dot_q4_0_q8_0_ref, quant_gemm_q4_0_r16>(x, rows, w, y, pool);
+    case DType::Q8_0_R16:
+      return matmul_r16<BlockQ8_0x16, BlockQ8_0, unpack_q8_0_r16_group, vec_dot_q8_0_q8_0,
+                        vec_dot_q8_0_q8_0_ref, quant_gemm_q8_0_r16>(x, rows, w, y, pool);
     case DType::Q4_K:
     case DType::Q6_K:
       return matmul_k_quant(x, rows, w, y, pool);

@@ -8,6 +8,9 @@
 //       4 rows: tiles of 4 weight rows × 4 activation rows (quant_dot.h),
 //       ≥ 5 rows (prompts): the packed-tile GEMM (quant_gemm_vnni.h);
 //     output rows split over the pool. Other CPUs use the AVX2 or scalar pairwise dots.
+//   Q4_0_R16 / Q8_0_R16 (the 16-row interleaved copies made at load, tensor/quant_repack.h):
+//     1–3 rows take the interleaved matrix–vector kernel, 4 or more the GEMM; elsewhere each
+//     16-row group is unpacked to plain rows and goes through the pairwise dots.
 //   Q4_K / Q6_K: each row of x is quantized to Q8_K once, then every output is an integer
 //     super-block dot product (quant_dot_k.h: matmul_k_quant), as llama.cpp computes it.
 // force_generic_kernels() selects the scalar reference dot products.

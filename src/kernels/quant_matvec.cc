@@ -3,6 +3,7 @@
 #include "kernels/quant_matvec.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
 #include "kernels/quant_dot.h"
@@ -54,14 +55,16 @@ bool quant_matvec_available() {
 
 bool QuantMatvecRow::prepare(DType weight_type, const BlockQ8_0* x, size_t blocks) {
   TULU_CHECK(weight_type == DType::Q8_0 || weight_type == DType::Q4_0 ||
-                 weight_type == DType::Q4_0_R16,
-             "quant_matvec: weights must be Q8_0, Q4_0 or Q4_0_R16, not ",
+                 weight_type == DType::Q4_0_R16 || weight_type == DType::Q8_0_R16,
+             "quant_matvec: weights must be Q8_0, Q4_0 or their R16 layouts, not ",
              dtype_name(weight_type));
   if (!quant_matvec_available()) return false;
   weight_type_ = weight_type;
   blocks_ = blocks;
   x_ = x;
-  if (weight_type == DType::Q4_0_R16) {
+  if (weight_type == DType::Q4_0_R16 || weight_type == DType::Q8_0_R16) {
+    // The weights go in unsigned (the nibble; q + 128): u − offset is the weight.
+    const int32_t offset = weight_type == DType::Q4_0_R16 ? 8 : 128;
     bytes_.resize(blocks * kQuantBlock);
     corrections_.resize(blocks);
     scales_.resize(blocks);
@@ -71,7 +74,7 @@ bool QuantMatvecRow::prepare(DType weight_type, const BlockQ8_0* x, size_t block
         bytes_[b * kQuantBlock + j] = x[b].qs[j];
         sum += x[b].qs[j];
       }
-      corrections_[b] = -8 * sum;  // the nibbles go in unsigned: u − 8 is the weight
+      corrections_[b] = -offset * sum;
       scales_[b] = f16_to_f32(x[b].d);
     }
     return true;
@@ -239,53 +242,80 @@ TULU_VBMI void matvec_vbmi(const uint8_t* w, size_t rows, size_t blocks, const i
                     x + done, blocks - done);
 }
 
-// One 16-row group of Q4_0_R16 weights (tensor/quant_repack.h): out[0..15]. Two int32
-// chains of 4 vpdpbusd per block (low nibbles, high nibbles) keep the dependency short; the
-// block's sum is then scaled and added in block order, as in vec_dot_q4_0_q8_0. No
-// software prefetch: the group is one contiguous stream, which the hardware prefetcher
-// follows (measured: prefetching 1152–4608 bytes ahead was no faster, 4608 slower).
-TULU_VBMI void group_r16(const BlockQ4_0x16* w, size_t blocks, const int8_t* x_bytes,
+// Four activation bytes in every 32-bit lane.
+TULU_VBMI inline __m512i broadcast4(const int8_t* four) {
+  int32_t v;
+  std::memcpy(&v, four, sizeof(v));
+  return _mm512_set1_epi32(v);
+}
+
+// One 16-row group of Q4_0_R16 / Q8_0_R16 weights (tensor/quant_repack.h): out[0..15].
+// Two int32 chains of vpdpbusd per block (Q4_0: low and high nibbles; Q8_0: even and odd
+// steps) keep the dependency short; the block's sum is then scaled and added in block
+// order, as in the prompt GEMM (so both give the same bits). No software prefetch: the
+// group is one contiguous stream, which the hardware prefetcher follows (measured for
+// Q4_0: prefetching 1152–4608 bytes ahead was no faster, 4608 slower).
+template <typename Block>
+TULU_VBMI void group_r16(const Block* w, size_t blocks, const int8_t* x_bytes,
                          const int32_t* corrections, const float* x_scales, float* out) {
+  constexpr bool kQ4 = std::is_same_v<Block, BlockQ4_0x16>;
   const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+  const __m512i sign_flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 acc = _mm512_setzero_ps();
   for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* qs = w[b].qs;
+    const auto* qs = reinterpret_cast<const uint8_t*>(w[b].qs);
     const int8_t* xb = x_bytes + b * kQuantBlock;
-    __m512i low_sum = _mm512_set1_epi32(corrections[b]);
-    __m512i high_sum = _mm512_setzero_si512();
+    __m512i sum0 = _mm512_set1_epi32(corrections[b]);
+    __m512i sum1 = _mm512_setzero_si512();
+    if constexpr (kQ4) {
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
-      const __m512i packed = _mm512_loadu_si512(qs + 64 * q);
-      int32_t low_x, high_x;  // activation elements 4q..4q+3 and 16+4q..16+4q+3
-      std::memcpy(&low_x, xb + 4 * q, sizeof(low_x));
-      std::memcpy(&high_x, xb + 16 + 4 * q, sizeof(high_x));
-      low_sum = _mm512_dpbusd_epi32(low_sum, _mm512_and_si512(packed, low_nibbles),
-                                    _mm512_set1_epi32(low_x));
-      high_sum = _mm512_dpbusd_epi32(
-          high_sum, _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles),
-          _mm512_set1_epi32(high_x));
+      for (int q = 0; q < 4; ++q) {  // elements 4q.. (low nibbles) and 16+4q.. (high)
+        const __m512i packed = _mm512_loadu_si512(qs + 64 * q);
+        sum0 = _mm512_dpbusd_epi32(sum0, _mm512_and_si512(packed, low_nibbles),
+                                   broadcast4(xb + 4 * q));
+        sum1 = _mm512_dpbusd_epi32(
+            sum1, _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles),
+            broadcast4(xb + 16 + 4 * q));
+      }
+    } else {
+#pragma GCC unroll 4
+      for (int q = 0; q < 8; q += 2) {  // elements 4q.. and 4q+4.., as unsigned q + 128
+        sum0 = _mm512_dpbusd_epi32(
+            sum0, _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * q), sign_flip),
+            broadcast4(xb + 4 * q));
+        sum1 = _mm512_dpbusd_epi32(
+            sum1, _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * q + 64), sign_flip),
+            broadcast4(xb + 4 * q + 4));
+      }
     }
     const __m512 scales =
         _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].d))),
                       _mm512_set1_ps(x_scales[b]));
-    acc = _mm512_fmadd_ps(to_float(_mm512_add_epi32(low_sum, high_sum)), scales, acc);
+    acc = _mm512_fmadd_ps(to_float(_mm512_add_epi32(sum0, sum1)), scales, acc);
   }
   _mm512_storeu_ps(out, acc);
+}
+
+template <typename Block>
+void groups_r16(const void* weights, size_t rows, size_t blocks, const int8_t* x_bytes,
+                const int32_t* corrections, const float* x_scales, float* out) {
+  TULU_CHECK(rows % kRepackRows == 0, "quant_matvec: ", rows,
+             " interleaved rows are not whole groups of ", kRepackRows);
+  const auto* groups = static_cast<const Block*>(weights);
+  for (size_t g = 0; g < rows / kRepackRows; ++g)
+    group_r16(groups + g * blocks, blocks, x_bytes, corrections, x_scales, out + g * kRepackRows);
 }
 
 }  // namespace
 
 void quant_matvec_rows(const void* weights, size_t rows, const QuantMatvecRow& x, float* out) {
   const auto* w = static_cast<const uint8_t*>(weights);
-  if (x.weight_type_ == DType::Q4_0_R16) {
-    TULU_CHECK(rows % kRepackRows == 0, "quant_matvec: ", rows,
-               " Q4_0_R16 rows are not whole groups of ", kRepackRows);
-    const auto* groups = static_cast<const BlockQ4_0x16*>(weights);
-    for (size_t g = 0; g < rows / kRepackRows; ++g)
-      group_r16(groups + g * x.blocks_, x.blocks_, x.bytes_.data(), x.corrections_.data(),
-                x.scales_.data(), out + g * kRepackRows);
-    return;
-  }
+  if (x.weight_type_ == DType::Q4_0_R16)
+    return groups_r16<BlockQ4_0x16>(weights, rows, x.blocks_, x.bytes_.data(),
+                                    x.corrections_.data(), x.scales_.data(), out);
+  if (x.weight_type_ == DType::Q8_0_R16)
+    return groups_r16<BlockQ8_0x16>(weights, rows, x.blocks_, x.bytes_.data(),
+                                    x.corrections_.data(), x.scales_.data(), out);
   if (x.weight_type_ == DType::Q4_0)
     matvec_vbmi<Q4Quad>(w, rows, x.blocks_, x.bytes_.data(), x.corrections_.data(),
                         x.scales_.data(), x.x_, vec_dot_q4_0_q8_0, out);

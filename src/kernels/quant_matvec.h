@@ -11,14 +11,16 @@
 // offset correction −offset·Σx per lane and the scales d_x per lane — is prepared once per
 // row (QuantMatvecRow), not per weight row.
 //
-// Q4_0_R16 weights (tensor/quant_repack.h: 16 rows interleaved) take a simpler kernel: a
-// 16-row group streams as one contiguous run of 288-byte steps, one per block; four 64-byte
-// loads hold the 16 rows' quants as 32-bit lanes, a mask and a shift split each into the
-// low and high nibbles, eight vpdpbusd with a broadcast of 4 activation bytes each form the
-// 16 block sums (started at −8·Σx of the block), and the 16 f16 scales convert in one
-// instruction. The activation side is read once per 16 rows instead of once per row, and
-// nothing is permuted: measured on this VM (one thread, 600 MiB of [5632, 2048] weights)
-// 1.45× the plain-layout kernel, 22 GB/s, which is this machine's one-thread read rate.
+// Q4_0_R16 / Q8_0_R16 weights (tensor/quant_repack.h: 16 rows interleaved, the layouts the
+// loader makes) take a simpler kernel: a 16-row group streams as one contiguous run of
+// blocks; each 64-byte load holds 16 rows' next quants in 32-bit lanes (Q4_0: a mask and a
+// shift split it into low and high nibbles; Q8_0: made unsigned), one vpdpbusd per load
+// and 4 activation bytes broadcast forms the 16 block sums (started at −offset·Σx of the
+// block), and the 16 f16 scales convert in one instruction. The activation side is read once
+// per 16 rows instead of once per row, and nothing is permuted: measured on this VM (one
+// thread, 600 MiB of Q4_0 [5632, 2048] weights) 1.45× the file-layout kernel, 22 GB/s, this
+// machine's one-thread read rate. Each output is formed exactly as the prompt GEMM forms it,
+// so a decode step gives the bits the same row gets in a prompt batch.
 //
 // Every lane's integer sum is a partial of ggml's exact block sum, so the result is the
 // ggml block dot (quant_dot.h, vec_dot_*_ref) up to fp32 accumulation order; the bound of
@@ -44,8 +46,8 @@ bool quant_matvec_available();
 class QuantMatvecRow {
  public:
   // x: `blocks` Q8_0 blocks (|q| ≤ 127, as quantize_row_q8_0_ref writes); weight_type Q8_0,
-  // Q4_0 or Q4_0_R16. Returns false (preparing nothing) when the CPU path is not AVX-512
-  // VNNI + VBMI (or a lower path is forced): the caller then uses quant_dot.h.
+  // Q4_0 or their R16 layouts. Returns false (preparing nothing) when the CPU path is not
+  // AVX-512 VNNI + VBMI (or a lower path is forced): the caller then uses quant_dot.h.
   bool prepare(DType weight_type, const BlockQ8_0* x, size_t blocks);
 
   DType weight_type() const { return weight_type_; }
@@ -58,7 +60,7 @@ class QuantMatvecRow {
   const BlockQ8_0* x_ = nullptr;  // the caller's blocks (for an odd last block)
   // Per step (2 blocks of Q8_0, 4 of Q4_0): 64 or 128 activation bytes in the weights'
   // lane order, 16 int32 corrections and 16 float scales (lane l belongs to one block).
-  // Q4_0_R16: per block its 32 bytes as stored, one correction and one scale.
+  // R16 layouts: per block its 32 bytes as stored, one correction and one scale.
   std::vector<int8_t> bytes_;
   std::vector<int32_t> corrections_;
   std::vector<float> scales_;
@@ -66,7 +68,7 @@ class QuantMatvecRow {
 
 // out[r] = Σ_b dot(block b of weight row r, block b of x) for r < rows, where weight row r
 // starts at weights + r·row_bytes (row_bytes = blocks · block size of x.weight_type());
-// for Q4_0_R16, weights is the start of a 16-row group and rows a multiple of 16. As
+// for the R16 layouts, weights is the start of a 16-row group and rows a multiple of 16. As
 // vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 would give. x must be prepared. Rows go one at a
 // time (one weight stream per thread measured fastest here), each step prefetching the same
 // step of the next row, since rows of 1–6 KB are too short for the hardware prefetcher to

@@ -41,6 +41,7 @@ void fill_initial_weights(const ParamSpec& spec, uint64_t seed, double std, DTyp
       case DType::Q4_K:
       case DType::Q6_K:
       case DType::Q4_0_R16:
+      case DType::Q8_0_R16:
         fail("random initial weights are written as F32, F16 or BF16, not ", dtype_name(dtype));
     }
   }

@@ -1,6 +1,7 @@
 #include "llama/weight_repack.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -27,12 +28,22 @@ std::vector<TensorView*> linear_weights(LlamaWeights& w) {
 }
 
 bool repackable(const TensorView& v) {
-  return v.dtype == DType::Q4_0 && v.shape.size() == 2 && q4_0_rows16_repackable(v.dim(0), v.dim(1));
+  return (v.dtype == DType::Q4_0 || v.dtype == DType::Q8_0) && v.shape.size() == 2 &&
+         rows16_repackable(v.dim(0), v.dim(1));
 }
 
 }  // namespace
 
+namespace {
+std::atomic<bool> g_repack{true};
+}  // namespace
+
+void set_weight_repack(bool on) {
+  g_repack.store(on);
+}
+
 bool weight_repack_enabled() {
+  if (!g_repack.load()) return false;
   const char* env = std::getenv("TULU_REPACK");
   if (env != nullptr && std::strcmp(env, "0") == 0) return false;
   return quant_gemm_available() && quant_matvec_available();
@@ -50,7 +61,7 @@ uint64_t repack_weights_for_decode(LlamaWeights& weights, TensorStore& store) {
   if (todo.empty()) return 0;
   auto* buffer = static_cast<uint8_t*>(store.allocate_pages(total));
   std::vector<uint8_t*> destinations;
-  for (TensorView* v : todo) {  // the tensors' bytes are multiples of 288: alignment kept
+  for (TensorView* v : todo) {  // sizes are multiples of 288 or 544 bytes: alignment kept
     destinations.push_back(buffer);
     buffer += v->nbytes();
   }
@@ -63,8 +74,12 @@ uint64_t repack_weights_for_decode(LlamaWeights& weights, TensorStore& store) {
       for (size_t i = t; i < todo.size(); i += threads) {
         const TensorView& v = *todo[i];
         const auto blocks = static_cast<size_t>(v.dim(1)) / kQuantBlock;
-        repack_q4_0_r16(static_cast<const BlockQ4_0*>(v.data), v.dim(0), blocks,
-                        reinterpret_cast<BlockQ4_0x16*>(destinations[i]));
+        if (v.dtype == DType::Q4_0)
+          repack_q4_0_r16(static_cast<const BlockQ4_0*>(v.data), v.dim(0), blocks,
+                          reinterpret_cast<BlockQ4_0x16*>(destinations[i]));
+        else
+          repack_q8_0_r16(static_cast<const BlockQ8_0*>(v.data), v.dim(0), blocks,
+                          reinterpret_cast<BlockQ8_0x16*>(destinations[i]));
         store.release_file_bytes(v.data, v.nbytes());
       }
     } catch (...) {
@@ -78,7 +93,7 @@ uint64_t repack_weights_for_decode(LlamaWeights& weights, TensorStore& store) {
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
   for (size_t i = 0; i < todo.size(); ++i) {
-    todo[i]->dtype = DType::Q4_0_R16;
+    todo[i]->dtype = interleaved_dtype(todo[i]->dtype);
     todo[i]->data = destinations[i];
   }
   return total;

@@ -13,7 +13,8 @@ bool dtype_is_quantized(DType dtype) {
     case DType::Q4_0:
     case DType::Q4_K:
     case DType::Q6_K:
-    case DType::Q4_0_R16: return true;
+    case DType::Q4_0_R16:
+    case DType::Q8_0_R16: return true;
   }
   return false;
 }
@@ -27,7 +28,8 @@ size_t dtype_size(DType dtype) {
     case DType::Q4_0:
     case DType::Q4_K:
     case DType::Q6_K:
-    case DType::Q4_0_R16: break;
+    case DType::Q4_0_R16:
+    case DType::Q8_0_R16: break;
   }
   fail("dtype_size: ", dtype_name(dtype),
        " is block-quantized and has no per-element size (use dtype_row_bytes)");
@@ -40,7 +42,8 @@ size_t dtype_block_elements(DType dtype) {
     case DType::BF16: return 1;
     case DType::Q8_0:
     case DType::Q4_0:
-    case DType::Q4_0_R16: return 32;
+    case DType::Q4_0_R16:
+    case DType::Q8_0_R16: return 32;
     case DType::Q4_K:
     case DType::Q6_K: return 256;
   }
@@ -52,7 +55,8 @@ size_t dtype_block_bytes(DType dtype) {
     case DType::F32:
     case DType::F16:
     case DType::BF16: return dtype_size(dtype);
-    case DType::Q8_0: return 2 + 32;
+    case DType::Q8_0:
+    case DType::Q8_0_R16: return 2 + 32;
     case DType::Q4_0:
     case DType::Q4_0_R16: return 2 + 16;
     case DType::Q4_K: return 2 + 2 + 12 + 128;
@@ -84,6 +88,7 @@ std::string_view dtype_name(DType dtype) {
     case DType::Q4_K: return "Q4_K";
     case DType::Q6_K: return "Q6_K";
     case DType::Q4_0_R16: return "Q4_0_R16";
+    case DType::Q8_0_R16: return "Q8_0_R16";
   }
   return "?";
 }

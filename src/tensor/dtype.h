@@ -8,10 +8,10 @@
 //   Q4_K   256   144    f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128]
 //   Q6_K   256   210    uint8 ql[128]; uint8 qh[64]; int8 scales[16]; f16 d
 //
-// Q4_0_R16 is not a file format: it is Q4_0 with every 16 consecutive rows interleaved
-// (quant_blocks.h: BlockQ4_0x16), made at load for the decode kernels (weight_repack.h).
-// Same bytes per block, but a row is not contiguous: row-based helpers (dequantize_row,
-// dequantize_element) reject it; to_f32 and unpack_q4_0_r16 read it whole.
+// Q4_0_R16 and Q8_0_R16 are not file formats: they are Q4_0 / Q8_0 with every 16
+// consecutive rows interleaved (tensor/quant_repack.h), made at load for the kernels
+// (llama/weight_repack.h). Same bytes per block, but a row is not contiguous: the row-based
+// helpers (dequantize_row, dequantize_element) reject them; to_f32 reads them whole.
 //
 // (tensor/quant_blocks.h has the structs and the exact decoding rules.) A quantized tensor
 // is a sequence of blocks along its innermost dimension, so a row of n elements takes
@@ -25,9 +25,9 @@
 
 namespace tulu {
 
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_0_R16 };
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_0_R16, Q8_0_R16 };
 
-// True for the block-quantized types (Q8_0, Q4_0, Q4_K, Q6_K, Q4_0_R16).
+// True for the block-quantized types (Q8_0, Q4_0, Q4_K, Q6_K and the two R16 layouts).
 bool dtype_is_quantized(DType dtype);
 // Bytes per element: meaningful for the scalar types (F32, F16, BF16) only; throws
 // tulu::Error for a block-quantized type (use dtype_row_bytes / dtype_block_bytes there).
@@ -43,12 +43,12 @@ size_t dtype_row_bytes(DType dtype, uint64_t n);
 // types, 2 (the f16 scales) for the quantized ones, as in ggml's block structs.
 size_t dtype_alignment(DType dtype);
 // Names as safetensors / GGUF spell them: "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"
-// (and "Q4_0_R16", which no file holds).
+// (and "Q4_0_R16", "Q8_0_R16", which no file holds).
 std::string_view dtype_name(DType dtype);
 // Parses a safetensors dtype name (F32, F16, BF16); false for anything else, including the
 // quantized names (safetensors files never hold ggml blocks).
 bool parse_dtype(std::string_view name, DType* out);
-// Parses any file type name dtype_name() gives, quantized types included (not Q4_0_R16);
+// Parses any file type name dtype_name() gives, quantized types included (not the R16 layouts);
 // false otherwise.
 bool parse_any_dtype(std::string_view name, DType* out);
 

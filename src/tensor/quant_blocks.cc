@@ -202,10 +202,11 @@ void dequantize_row(const void* src, DType dtype, size_t n, float* dst) {
     case DType::Q6_K:
       return dequantize_q6_k(static_cast<const BlockQ6_K*>(src), blocks, dst);
     case DType::Q4_0_R16:
+    case DType::Q8_0_R16:
       break;
   }
   fail("dequantize_row: ", dtype_name(dtype),
-       " interleaves 16 rows, so a row is not contiguous (use to_f32 or unpack_q4_0_r16_group)");
+       " interleaves 16 rows, so a row is not contiguous (use to_f32 or tensor/quant_repack.h)");
 }
 
 void encode_row(const float* x, size_t n, DType dtype, void* dst) {
@@ -226,6 +227,7 @@ void encode_row(const float* x, size_t n, DType dtype, void* dst) {
     case DType::Q4_K:
     case DType::Q6_K:
     case DType::Q4_0_R16:
+    case DType::Q8_0_R16:
       break;
   }
   fail("encode_row: no encoder for ", dtype_name(dtype));

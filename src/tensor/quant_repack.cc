@@ -5,43 +5,78 @@
 namespace tulu {
 
 namespace {
-constexpr size_t kBytesPerLane = 4;  // qs bytes of one row per 64-byte step
-constexpr size_t kSteps = kQuantBlock / 2 / kBytesPerLane;
-}  // namespace
 
-bool q4_0_rows16_repackable(int64_t rows, int64_t cols) {
-  return rows > 0 && rows % kRepackRows == 0 && cols > 0 &&
-         cols % static_cast<int64_t>(kQuantBlock) == 0;
+constexpr size_t kBytesPerLane = 4;  // qs bytes of one row per 64-byte step
+
+// Where bytes 4q .. 4q+3 of row r's block sit in the interleaved block's qs.
+constexpr size_t lane_offset(size_t r, size_t q) {
+  return (q * kRepackRows + r) * kBytesPerLane;
 }
 
-void repack_q4_0_r16(const BlockQ4_0* src, int64_t rows, size_t blocks, BlockQ4_0x16* dst) {
-  const auto groups = static_cast<size_t>(rows / kRepackRows);
-  for (size_t g = 0; g < groups; ++g) {
-    const BlockQ4_0* first_row = src + g * kRepackRows * blocks;
+template <typename Plain, typename Interleaved>
+void repack(const Plain* src, int64_t rows, size_t blocks, Interleaved* dst) {
+  constexpr size_t steps = sizeof(Plain::qs) / kBytesPerLane;
+  for (size_t g = 0; g < static_cast<size_t>(rows / kRepackRows); ++g) {
+    const Plain* group_rows = src + g * kRepackRows * blocks;
     for (size_t b = 0; b < blocks; ++b) {
-      BlockQ4_0x16& out = dst[g * blocks + b];
+      Interleaved& out = dst[g * blocks + b];
       for (size_t r = 0; r < kRepackRows; ++r) {
-        const BlockQ4_0& in = first_row[r * blocks + b];
+        const Plain& in = group_rows[r * blocks + b];
         out.d[r] = in.d;
-        for (size_t q = 0; q < kSteps; ++q)
-          std::memcpy(out.qs + (q * kRepackRows + r) * kBytesPerLane, in.qs + q * kBytesPerLane,
-                      kBytesPerLane);
+        for (size_t q = 0; q < steps; ++q)
+          std::memcpy(out.qs + lane_offset(r, q), in.qs + q * kBytesPerLane, kBytesPerLane);
       }
     }
   }
 }
 
-void unpack_q4_0_r16_group(const BlockQ4_0x16* group, size_t blocks, BlockQ4_0* rows) {
+template <typename Interleaved, typename Plain>
+void unpack_group(const Interleaved* group, size_t blocks, Plain* rows) {
+  constexpr size_t steps = sizeof(Plain::qs) / kBytesPerLane;
   for (size_t b = 0; b < blocks; ++b) {
-    const BlockQ4_0x16& in = group[b];
+    const Interleaved& in = group[b];
     for (size_t r = 0; r < kRepackRows; ++r) {
-      BlockQ4_0& out = rows[r * blocks + b];
+      Plain& out = rows[r * blocks + b];
       out.d = in.d[r];
-      for (size_t q = 0; q < kSteps; ++q)
-        std::memcpy(out.qs + q * kBytesPerLane, in.qs + (q * kRepackRows + r) * kBytesPerLane,
-                    kBytesPerLane);
+      for (size_t q = 0; q < steps; ++q)
+        std::memcpy(out.qs + q * kBytesPerLane, in.qs + lane_offset(r, q), kBytesPerLane);
     }
   }
+}
+
+}  // namespace
+
+DType interleaved_dtype(DType plain) {
+  if (plain == DType::Q4_0) return DType::Q4_0_R16;
+  if (plain == DType::Q8_0) return DType::Q8_0_R16;
+  return plain;
+}
+
+DType plain_dtype(DType dtype) {
+  if (dtype == DType::Q4_0_R16) return DType::Q4_0;
+  if (dtype == DType::Q8_0_R16) return DType::Q8_0;
+  return dtype;
+}
+
+bool rows16_repackable(int64_t rows, int64_t cols) {
+  return rows > 0 && rows % kRepackRows == 0 && cols > 0 &&
+         cols % static_cast<int64_t>(kQuantBlock) == 0;
+}
+
+void repack_q4_0_r16(const BlockQ4_0* src, int64_t rows, size_t blocks, BlockQ4_0x16* dst) {
+  repack(src, rows, blocks, dst);
+}
+
+void repack_q8_0_r16(const BlockQ8_0* src, int64_t rows, size_t blocks, BlockQ8_0x16* dst) {
+  repack(src, rows, blocks, dst);
+}
+
+void unpack_q4_0_r16_group(const BlockQ4_0x16* group, size_t blocks, BlockQ4_0* rows) {
+  unpack_group(group, blocks, rows);
+}
+
+void unpack_q8_0_r16_group(const BlockQ8_0x16* group, size_t blocks, BlockQ8_0* rows) {
+  unpack_group(group, blocks, rows);
 }
 
 }  // namespace tulu

@@ -26,21 +26,30 @@ std::vector<float> to_f32(const TensorView& view) {
   std::vector<float> out(n);
   if (n == 0) return out;  // an empty view may have a null data pointer
   (void)view.nbytes();  // checks that a quantized view holds whole blocks
-  if (view.dtype != DType::Q4_0_R16) {
+  if (plain_dtype(view.dtype) == view.dtype) {
     dequantize_row(view.data, view.dtype, n, out.data());
     return out;
   }
-  TULU_CHECK(view.shape.size() == 2 && q4_0_rows16_repackable(view.dim(0), view.dim(1)),
-             "to_f32: a Q4_0_R16 view must be [16k, 32m], not ", shape_to_string(view.shape));
-  // Group by group back to plain rows, then the Q4_0 decoder.
+  TULU_CHECK(view.shape.size() == 2 && rows16_repackable(view.dim(0), view.dim(1)),
+             "to_f32: a ", dtype_name(view.dtype), " view must be [16k, 32m], not ",
+             shape_to_string(view.shape));
+  // Group by group back to plain rows, then the plain decoder.
   const auto blocks = static_cast<size_t>(view.dim(1)) / kQuantBlock;
-  const auto cols = static_cast<size_t>(view.dim(1));
-  std::vector<BlockQ4_0> rows(static_cast<size_t>(kRepackRows) * blocks);
-  const auto* groups = static_cast<const BlockQ4_0x16*>(view.data);
+  const size_t group_elements = static_cast<size_t>(kRepackRows * view.dim(1));
+  const size_t group_bytes = static_cast<size_t>(kRepackRows) *
+                             dtype_row_bytes(view.dtype, static_cast<uint64_t>(view.dim(1)));
+  std::vector<uint8_t> rows(group_bytes);
+  const auto* groups = static_cast<const uint8_t*>(view.data);
   for (int64_t g = 0; g < view.dim(0) / kRepackRows; ++g) {
-    unpack_q4_0_r16_group(groups + static_cast<size_t>(g) * blocks, blocks, rows.data());
-    dequantize_row(rows.data(), DType::Q4_0, static_cast<size_t>(kRepackRows) * cols,
-                   out.data() + static_cast<size_t>(g * kRepackRows) * cols);
+    const uint8_t* group = groups + static_cast<size_t>(g) * group_bytes;
+    if (view.dtype == DType::Q4_0_R16)
+      unpack_q4_0_r16_group(reinterpret_cast<const BlockQ4_0x16*>(group), blocks,
+                            reinterpret_cast<BlockQ4_0*>(rows.data()));
+    else
+      unpack_q8_0_r16_group(reinterpret_cast<const BlockQ8_0x16*>(group), blocks,
+                            reinterpret_cast<BlockQ8_0*>(rows.data()));
+    dequantize_row(rows.data(), plain_dtype(view.dtype), group_elements,
+                   out.data() + static_cast<size_t>(g) * group_elements);
   }
   return out;
 }

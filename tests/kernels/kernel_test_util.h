@@ -96,6 +96,7 @@ struct StoredMatrix {
         case DType::Q4_K:
         case DType::Q6_K:
         case DType::Q4_0_R16:
+        case DType::Q8_0_R16:
           throw std::invalid_argument("StoredMatrix holds scalar dtypes only");
       }
     }

@@ -86,6 +86,7 @@ std::unique_ptr<LlamaModel> random_model(const LlamaConfig& config, DType dtype,
         case DType::Q4_K:
         case DType::Q6_K:
         case DType::Q4_0_R16:
+        case DType::Q8_0_R16:
           throw std::invalid_argument("random_model builds scalar dtypes only");
       }
     }

@@ -97,6 +97,31 @@ def main():
         assert r["bf16_activations"] is on and r["prompt_gemm"], p.stdout[:300]
     print("ok   bf16_activations is false by default and true with --bf16-activations; prompt_gemm named")
 
+    # Q4_0 weights are repacked at load on CPUs with the AVX-512 VNNI + VBMI kernels: every
+    # linear weight with rows in whole groups of 16 (here all, the lm_head included; not the
+    # embedding), the bytes reported; --no-repack keeps the file's layout and reports 0.
+    vocab = 32000  # GGUF files carry the real tokenizer
+    q_config = hf_checkpoint.make_config(hidden=64, intermediate=128, layers=2, heads=4,
+                                         kv_heads=2, vocab=vocab, max_pos=64)
+    q_dir = os.path.join(TMP, "for-q4_0")
+    hf_checkpoint.write_model_dir(q_dir, q_config, hf_checkpoint.make_state_dict(q_config, seed=6))
+    gguf = os.path.join(TMP, "q4_0.gguf")
+    q = subprocess.run([TULU, "quantize", q_dir, gguf, "--type", "q4_0"],
+                       capture_output=True, text=True)
+    assert q.returncode == 0, q.stderr
+    linear = [(64, 64), (32, 64), (32, 64), (64, 64), (128, 64), (128, 64), (64, 128)]
+    expected = (q_config["num_hidden_layers"] * sum(o * i // 32 * 18 for o, i in linear)
+                + vocab * 64 // 32 * 18)
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    fast = all(f" {flag}" in flags for flag in ("avx512_vnni", "avx512vbmi", "avx512bw"))
+    for flags_, want in (([], expected if fast else 0), (["--no-repack"], 0)):
+        p = run(["-m", gguf, "-p", "4", "-n", "2", "-r", "1", "-o", "json", *flags_])
+        assert p.returncode == 0, p.stderr
+        assert [r["repacked_bytes"] for r in json.loads(p.stdout)] == [want, want], p.stdout[:300]
+    print(f"ok   repacked_bytes {expected if fast else 0} by default (AVX-512 VNNI: {fast}), "
+          f"0 with --no-repack")
+
     cases = [
         (["-o", "xml"], ["xml"]),
         (["-p", "0", "-n", "0"], ["-p and -n are both 0"]),

@@ -16,9 +16,10 @@ position 4). Activations derived from a quantized embedding (token_embd is Q8_0/
 with unit RMSNorm weights even sit exactly on ties (a Q4_0 block's values are (q − 8)·c, so
 x/d = (q − 8)·127/8 hits ±63.5). So every pair of paths is held to the same bound, set by
 such flips: max |Δ| ≤ 5 % of max |logit| and top-1 equal at ≥ 90 % of positions; measured
-1.1e-3 (Q8_0) and 1.35e-2 (Q4_0) fast vs generic, 7.4e-3 (Q8_0) and 1.6e-7 (Q4_0)
-incremental vs batch, 1.6e-7 prefill + incremental vs batch.
-Q4_0 is also run with TULU_REPACK=0 (the file's layout instead of the 16-row interleaved
+1.1e-3 (Q8_0) and 1.35e-2 (Q4_0) fast vs generic. With the repacked layouts (below) the
+decode kernel forms each output as the prompt GEMM does, so incremental vs batch measures 0
+for both; in the file's layout it measured 7.4e-3 (Q8_0) and 1.6e-7 (Q4_0).
+Both are also run with TULU_REPACK=0 (the file's layout instead of the 16-row interleaved
 copy made at load on AVX-512 VNNI CPUs): prompt batches must give identical logits, decode
 steps the paths' bound.
 A dropped block, wrong offset or wrong scale moves logits by O(max |logit|).
@@ -82,20 +83,18 @@ def main():
                              ("prefill 5 + incremental", ("--incremental", "--prefill", "5"))):
             got = logits(gguf, ids, f"{qtype}-{label.replace(' ', '_')}", extra)
             compared.append((label + " vs batch", got, batch, PATHS_BOUND))
-        if qtype == "q4_0":
-            # Q4_0 weights are repacked at load into the 16-row interleaved layout on AVX-512
-            # VNNI CPUs (weight_repack.h); TULU_REPACK=0 keeps the file's layout. The prompt
-            # GEMM packs both into the same tiles: bit-identical logits. The decode kernels
-            # differ (one row at a time vs 16 rows in lanes): held to the paths' bound.
-            plain_env = {"TULU_REPACK": "0"}
-            plain_batch = logits(gguf, ids, qtype + "-batch-plain", env=plain_env)
-            check(np.array_equal(plain_batch, batch),
-                  f"q4_0 batch, file layout vs repacked: identical logits "
-                  f"(max |Δ| {float(np.max(np.abs(plain_batch - batch))):.2e})")
-            for label, extra in (("incremental", ("--incremental",)),):
-                plain = logits(gguf, ids, f"{qtype}-{label}-plain", extra, env=plain_env)
-                repacked = logits(gguf, ids, f"{qtype}-{label}-repacked", extra)
-                compared.append((label + ", file layout vs repacked", plain, repacked, PATHS_BOUND))
+        # Q8_0/Q4_0 weights are repacked at load into the 16-row interleaved layouts on
+        # AVX-512 VNNI CPUs (weight_repack.h); TULU_REPACK=0 keeps the file's layout. The
+        # prompt GEMM packs both into the same tiles: bit-identical logits. The decode
+        # kernels differ (one row at a time vs 16 rows in lanes): the paths' bound.
+        plain_env = {"TULU_REPACK": "0"}
+        plain_batch = logits(gguf, ids, qtype + "-batch-plain", env=plain_env)
+        check(np.array_equal(plain_batch, batch),
+              f"{qtype} batch, file layout vs repacked: identical logits "
+              f"(max |Δ| {float(np.max(np.abs(plain_batch - batch))):.2e})")
+        plain = logits(gguf, ids, f"{qtype}-incremental-plain", ("--incremental",), env=plain_env)
+        repacked = logits(gguf, ids, f"{qtype}-incremental-repacked", ("--incremental",))
+        compared.append(("incremental, file layout vs repacked", plain, repacked, PATHS_BOUND))
         for label, got, want, bound in compared:
             d = float(np.max(np.abs(got - want))) / scale
             same_top1 = float(np.mean(got.argmax(1) == want.argmax(1)))
