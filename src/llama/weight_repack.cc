@@ -32,10 +32,8 @@ bool repackable(const TensorView& v) {
          rows16_repackable(v.dim(0), v.dim(1));
 }
 
-}  // namespace
+std::atomic<bool> g_repack{true};  // --no-repack clears it
 
-namespace {
-std::atomic<bool> g_repack{true};
 }  // namespace
 
 void set_weight_repack(bool on) {

@@ -14,10 +14,21 @@
 namespace tulu {
 namespace {
 
+// This process's scratch directory, removed when the process exits (ctest runs every test
+// in its own process, so each would otherwise leave one behind in /tmp).
 std::string temp_dir() {
-  auto dir = std::filesystem::temp_directory_path() / ("tulu_file_io_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return dir.string();
+  struct Scratch {
+    std::filesystem::path path = std::filesystem::temp_directory_path() /
+                                 ("tulu_file_io_" + std::to_string(::getpid()));
+    Scratch() { std::filesystem::create_directories(path); }
+    ~Scratch() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const Scratch scratch;
+  std::filesystem::create_directories(scratch.path);  // a test may have removed it
+  return scratch.path.string();
 }
 
 TEST(FileIo, AtomicWriteThenReadAndMap) {
@@ -84,6 +95,26 @@ TEST(FileIo, FilesReadIntoMemory) {
   EXPECT_TRUE(std::memcmp(read->data(), bytes.data(), bytes.size()) == 0);
   EXPECT_EQ(empty->size(), 0u);
   EXPECT_FALSE(MappedFile::open(path)->in_memory());
+}
+
+// release() gives back the pages inside a range (the repacked weights' sources) and the
+// bytes read the same afterwards, mapped or read into memory; a range outside the file is an
+// error, and a range with no whole page inside is a no-op.
+TEST(FileIo, ReleasedRangesReadTheSame) {
+  const std::string path = join_path(temp_dir(), "release.bin");
+  std::string bytes(size_t{5} << 20, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 2654435761u >> 24);
+  write_file_atomic(path, std::string_view(bytes));
+  for (bool in_memory : {false, true}) {
+    set_files_in_memory(in_memory);
+    auto file = MappedFile::open(path);
+    set_files_in_memory(false);
+    ASSERT_EQ(file->in_memory(), in_memory);
+    file->release(file->data() + 12345, (size_t{3} << 20) + 777);
+    file->release(file->data() + 100, 200);
+    EXPECT_TRUE(std::memcmp(file->data(), bytes.data(), bytes.size()) == 0) << in_memory;
+    EXPECT_THROW(file->release(file->data() + bytes.size() - 10, 20), Error);
+  }
 }
 
 }  // namespace

@@ -19,11 +19,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A file in this process's scratch directory, which is removed when the process exits
+// (ctest runs every test in its own process, so each would otherwise leave one in /tmp).
 std::string temp_path(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("tulu_dpo_ref_cache_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
+  struct Scratch {
+    fs::path path =
+        fs::temp_directory_path() / ("tulu_dpo_ref_cache_" + std::to_string(::getpid()));
+    ~Scratch() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  };
+  static const Scratch scratch;
+  fs::create_directories(scratch.path);
+  return (scratch.path / name).string();
 }
 
 TEST(DpoRefCache, RoundTripsExactly) {
