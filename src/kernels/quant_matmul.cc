@@ -30,15 +30,15 @@ constexpr int64_t kTileRows = 4;
 constexpr int64_t kGemmMinRows = 5;
 constexpr size_t kMinRowsPerQuantizeTask = 8;
 
-// Generation steps (1–3 activation rows): the 512-bit matrix–vector kernel
-// (quant_matvec.h) over every output's weight rows (one dtype, one `in`), split over the
-// pool in one dispatch. xq: rows × (in / 32) blocks. False (nothing written) when the CPU
-// lacks the path.
+// Generation steps (1–3 activation rows; 1–4 for the R16 layouts, which take them all in
+// one pass): the 512-bit matrix–vector kernel (quant_matvec.h) over every output's weight
+// rows (one dtype, one `in`), split over the pool in one dispatch. xq: rows × (in / 32)
+// blocks. False (nothing written) when the CPU lacks the path.
 bool matvec_512(std::span<const MatmulOutput> outputs, const BlockQ8_0* xq, int64_t rows,
                 ThreadPool& pool) {
   const TensorView& first = *outputs.front().w;
   const auto blocks = static_cast<size_t>(first.dim(1)) / kQuantBlock;
-  thread_local QuantMatvecRow prepared_rows[kTileRows - 1];
+  thread_local QuantMatvecRow prepared_rows[kMaxInterleavedMatvecRows];
   // Workers must see the caller's rows, not their own thread_local copies.
   QuantMatvecRow* prepared = prepared_rows;
   for (int64_t r = 0; r < rows; ++r)
@@ -51,11 +51,17 @@ bool matvec_512(std::span<const MatmulOutput> outputs, const BlockQ8_0* xq, int6
   parallel_for_outputs(
       outputs, kMinRowsPerTask, pool,
       [&](size_t i, int64_t begin, int64_t end) {
-        const auto* weights = static_cast<const uint8_t*>(outputs[i].w->data);
+        const auto* weights = static_cast<const uint8_t*>(outputs[i].w->data) +
+                              static_cast<size_t>(begin) * row_bytes;
         const int64_t out = outputs[i].w->dim(0);
+        if (unit > 1) {  // the R16 layouts: every activation row in one pass
+          float* outs[kMaxInterleavedMatvecRows];
+          for (int64_t r = 0; r < rows; ++r) outs[r] = outputs[i].y + r * out + begin;
+          return quant_matvec_interleaved(weights, static_cast<size_t>(end - begin), prepared,
+                                          static_cast<int>(rows), outs);
+        }
         for (int64_t r = 0; r < rows; ++r)
-          quant_matvec_rows(weights + static_cast<size_t>(begin) * row_bytes,
-                            static_cast<size_t>(end - begin), prepared[r],
+          quant_matvec_rows(weights, static_cast<size_t>(end - begin), prepared[r],
                             outputs[i].y + r * out + begin);
       },
       unit);
@@ -126,8 +132,8 @@ void matmul_q8_activations(const float* x, int64_t rows, const TensorView& w, fl
   });
 }
 
-// Q4_0_R16 / Q8_0_R16 weights (tensor/quant_repack.h): prompt batches of 4 rows or more
-// take the GEMM (its packing reads the groups directly), 1–3 rows the matrix–vector kernel.
+// Q4_0_R16 / Q8_0_R16 weights (tensor/quant_repack.h): 1–4 rows take the matrix–vector
+// kernel (all rows in one pass), more the GEMM (its packing reads the groups directly).
 // Where neither runs (no AVX-512 VNNI, or a lower path forced), each 16-row group is
 // unpacked to plain rows in a per-thread buffer and goes through the pairwise dots: the
 // same products as on the rows the copy was made from.
@@ -144,10 +150,9 @@ void matmul_r16(const float* x, int64_t rows, const TensorView& w, float* y, Thr
   const auto blocks = static_cast<size_t>(in) / kQuantBlock;
   const std::vector<BlockQ8_0> xq = quantize_rows(x, rows, in, pool);
   const auto* groups = static_cast<const Interleaved*>(w.data);
-  if (rows >= kTileRows && quant_gemm_available())
-    return Gemm(groups, out, xq.data(), rows, blocks, y, pool);
   const MatmulOutput single[] = {{&w, y}};
-  if (rows < kTileRows && matvec_512(single, xq.data(), rows, pool)) return;
+  if (rows <= kMaxInterleavedMatvecRows && matvec_512(single, xq.data(), rows, pool)) return;
+  if (quant_gemm_available()) return Gemm(groups, out, xq.data(), rows, blocks, y, pool);
   const auto dot = force_generic_kernels() ? DotRef : Dot;
   pool.parallel_for(static_cast<size_t>(out / kRepackRows), 1, [&](size_t begin, size_t end) {
     thread_local std::vector<Plain> plain;
@@ -167,10 +172,12 @@ void matmul_r16(const float* x, int64_t rows, const TensorView& w, float* y, Thr
 
 bool quant_matvec_group(const float* x, int64_t rows, std::span<const MatmulOutput> outputs,
                         ThreadPool& pool) {
-  if (rows < 1 || rows >= kTileRows || outputs.empty() || force_generic_kernels() ||
+  if (rows < 1 || outputs.empty() || force_generic_kernels() ||
       quant_dot_path() != QuantPath::kVnni)
     return false;
   const TensorView& first = *outputs.front().w;
+  const bool interleaved = plain_dtype(first.dtype) != first.dtype;
+  if (rows > (interleaved ? kMaxInterleavedMatvecRows : kTileRows - 1)) return false;
   const int64_t in = first.dim(1);
   const DType plain = plain_dtype(first.dtype);
   if ((plain != DType::Q8_0 && plain != DType::Q4_0) || in <= 0 ||

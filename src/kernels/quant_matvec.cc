@@ -249,73 +249,108 @@ TULU_VBMI inline __m512i broadcast4(const int8_t* four) {
   return _mm512_set1_epi32(v);
 }
 
-// One 16-row group of Q4_0_R16 / Q8_0_R16 weights (tensor/quant_repack.h): out[0..15].
-// Two int32 chains of vpdpbusd per block (Q4_0: low and high nibbles; Q8_0: even and odd
-// steps) keep the dependency short; the block's sum is then scaled and added in block
-// order, as in the prompt GEMM (so both give the same bits). No software prefetch: the
-// group is one contiguous stream, which the hardware prefetcher follows (measured for
-// Q4_0: prefetching 1152–4608 bytes ahead was no faster, 4608 slower).
-template <typename Block>
-TULU_VBMI void group_r16(const Block* w, size_t blocks, const int8_t* x_bytes,
-                         const int32_t* corrections, const float* x_scales, float* out) {
+// One 16-row group of Q4_0_R16 / Q8_0_R16 weights (tensor/quant_repack.h) times R
+// activation rows: out[j][0..15] for row j < R. Per block the group's quants are loaded and
+// unpacked once for all R rows. Per row, two int32 chains of vpdpbusd (Q4_0: low and high
+// nibbles; Q8_0: even and odd steps) keep the dependency short; the block's sum is then
+// scaled and added in block order, as in the prompt GEMM (so both give the same bits). No
+// software prefetch: the group is one contiguous stream, which the hardware prefetcher
+// follows (measured for Q4_0: prefetching 1152–4608 bytes ahead was no faster, 4608 slower).
+template <typename Block, int R>
+TULU_VBMI void group_r16(const Block* w, size_t blocks, const QuantMatvecRowData* x,
+                         float* const* out) {
   constexpr bool kQ4 = std::is_same_v<Block, BlockQ4_0x16>;
+  constexpr int kSteps = kQ4 ? 4 : 8;  // 64-byte loads per block
   const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
   const __m512i sign_flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[R];
+  for (int j = 0; j < R; ++j) acc[j] = _mm512_setzero_ps();
   for (size_t b = 0; b < blocks; ++b) {
     const auto* qs = reinterpret_cast<const uint8_t*>(w[b].qs);
-    const int8_t* xb = x_bytes + b * kQuantBlock;
-    __m512i sum0 = _mm512_set1_epi32(corrections[b]);
-    __m512i sum1 = _mm512_setzero_si512();
-    if constexpr (kQ4) {
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) {  // elements 4q.. (low nibbles) and 16+4q.. (high)
-        const __m512i packed = _mm512_loadu_si512(qs + 64 * q);
-        sum0 = _mm512_dpbusd_epi32(sum0, _mm512_and_si512(packed, low_nibbles),
-                                   broadcast4(xb + 4 * q));
-        sum1 = _mm512_dpbusd_epi32(
-            sum1, _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles),
-            broadcast4(xb + 16 + 4 * q));
-      }
-    } else {
-#pragma GCC unroll 4
-      for (int q = 0; q < 8; q += 2) {  // elements 4q.. and 4q+4.., as unsigned q + 128
-        sum0 = _mm512_dpbusd_epi32(
-            sum0, _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * q), sign_flip),
-            broadcast4(xb + 4 * q));
-        sum1 = _mm512_dpbusd_epi32(
-            sum1, _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * q + 64), sign_flip),
-            broadcast4(xb + 4 * q + 4));
+    // Unsigned quants of k-steps 0..7 (4 activation bytes each): Q4_0 step q < 4 is the
+    // low nibbles of load q, step q + 4 its high nibbles; Q8_0 step q is load q + 128.
+    __m512i u[8];
+#pragma GCC unroll 8
+    for (int q = 0; q < kSteps; ++q) {
+      const __m512i packed = _mm512_loadu_si512(qs + 64 * q);
+      if constexpr (kQ4) {
+        u[q] = _mm512_and_si512(packed, low_nibbles);
+        u[q + 4] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles);
+      } else {
+        u[q] = _mm512_xor_si512(packed, sign_flip);
       }
     }
-    const __m512 scales =
-        _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].d))),
-                      _mm512_set1_ps(x_scales[b]));
-    acc = _mm512_fmadd_ps(to_float(_mm512_add_epi32(sum0, sum1)), scales, acc);
+    const __m512 w_scales =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].d)));
+#pragma GCC unroll 4
+    for (int j = 0; j < R; ++j) {
+      const int8_t* xb = x[j].bytes + b * kQuantBlock;
+      __m512i sum0 = _mm512_set1_epi32(x[j].corrections[b]);
+      __m512i sum1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int k = 0; k < 8; k += 2) {
+        sum0 = _mm512_dpbusd_epi32(sum0, u[k], broadcast4(xb + 4 * k));
+        sum1 = _mm512_dpbusd_epi32(sum1, u[k + 1], broadcast4(xb + 4 * k + 4));
+      }
+      acc[j] = _mm512_fmadd_ps(to_float(_mm512_add_epi32(sum0, sum1)),
+                               _mm512_mul_ps(w_scales, _mm512_set1_ps(x[j].scales[b])), acc[j]);
+    }
   }
-  _mm512_storeu_ps(out, acc);
+  for (int j = 0; j < R; ++j) _mm512_storeu_ps(out[j], acc[j]);
+}
+
+template <typename Block, int R>
+void groups_r16(const void* weights, size_t rows, size_t blocks, const QuantMatvecRowData* x,
+                float* const* out) {
+  const auto* groups = static_cast<const Block*>(weights);
+  for (size_t g = 0; g < rows / kRepackRows; ++g) {
+    float* dst[R];
+    for (int j = 0; j < R; ++j) dst[j] = out[j] + g * kRepackRows;
+    group_r16<Block, R>(groups + g * blocks, blocks, x, dst);
+  }
 }
 
 template <typename Block>
-void groups_r16(const void* weights, size_t rows, size_t blocks, const int8_t* x_bytes,
-                const int32_t* corrections, const float* x_scales, float* out) {
-  TULU_CHECK(rows % kRepackRows == 0, "quant_matvec: ", rows,
-             " interleaved rows are not whole groups of ", kRepackRows);
-  const auto* groups = static_cast<const Block*>(weights);
-  for (size_t g = 0; g < rows / kRepackRows; ++g)
-    group_r16(groups + g * blocks, blocks, x_bytes, corrections, x_scales, out + g * kRepackRows);
+void groups_r16(const void* weights, size_t rows, size_t blocks, const QuantMatvecRowData* x,
+                int count, float* const* out) {
+  switch (count) {
+    case 1: return groups_r16<Block, 1>(weights, rows, blocks, x, out);
+    case 2: return groups_r16<Block, 2>(weights, rows, blocks, x, out);
+    case 3: return groups_r16<Block, 3>(weights, rows, blocks, x, out);
+    case 4: return groups_r16<Block, 4>(weights, rows, blocks, x, out);
+
+    default: break;
+  }
+  fail("quant_matvec: ", count, " activation rows (1..", kMaxInterleavedMatvecRows, " allowed)");
 }
 
 }  // namespace
 
+void quant_matvec_interleaved(const void* weights, size_t rows, const QuantMatvecRow* xs,
+                              int count, float* const* outs) {
+  TULU_CHECK(count >= 1 && count <= kMaxInterleavedMatvecRows, "quant_matvec: ", count,
+             " activation rows (1..", kMaxInterleavedMatvecRows, " allowed)");
+  const DType type = xs[0].weight_type_;
+  TULU_CHECK(type == DType::Q4_0_R16 || type == DType::Q8_0_R16,
+             "quant_matvec_interleaved: weights are ", dtype_name(type), ", not an R16 layout");
+  TULU_CHECK(rows % kRepackRows == 0, "quant_matvec: ", rows,
+             " interleaved rows are not whole groups of ", kRepackRows);
+  QuantMatvecRowData x[kMaxInterleavedMatvecRows];
+  for (int j = 0; j < count; ++j) {
+    TULU_CHECK(xs[j].weight_type_ == type && xs[j].blocks_ == xs[0].blocks_,
+               "quant_matvec: activation rows prepared for different weights");
+    x[j] = {xs[j].bytes_.data(), xs[j].corrections_.data(), xs[j].scales_.data()};
+  }
+  if (type == DType::Q4_0_R16)
+    groups_r16<BlockQ4_0x16>(weights, rows, xs[0].blocks_, x, count, outs);
+  else
+    groups_r16<BlockQ8_0x16>(weights, rows, xs[0].blocks_, x, count, outs);
+}
+
 void quant_matvec_rows(const void* weights, size_t rows, const QuantMatvecRow& x, float* out) {
   const auto* w = static_cast<const uint8_t*>(weights);
-  if (x.weight_type_ == DType::Q4_0_R16)
-    return groups_r16<BlockQ4_0x16>(weights, rows, x.blocks_, x.bytes_.data(),
-                                    x.corrections_.data(), x.scales_.data(), out);
-  if (x.weight_type_ == DType::Q8_0_R16)
-    return groups_r16<BlockQ8_0x16>(weights, rows, x.blocks_, x.bytes_.data(),
-                                    x.corrections_.data(), x.scales_.data(), out);
+  if (x.weight_type_ == DType::Q4_0_R16 || x.weight_type_ == DType::Q8_0_R16)
+    return quant_matvec_interleaved(weights, rows, &x, 1, &out);
   if (x.weight_type_ == DType::Q4_0)
     matvec_vbmi<Q4Quad>(w, rows, x.blocks_, x.bytes_.data(), x.corrections_.data(),
                         x.scales_.data(), x.x_, vec_dot_q4_0_q8_0, out);
@@ -328,6 +363,9 @@ void quant_matvec_rows(const void* weights, size_t rows, const QuantMatvecRow& x
 
 void quant_matvec_rows(const void*, size_t, const QuantMatvecRow&, float*) {
   fail("quant_matvec_rows: no AVX-512 path on this CPU");
+}
+void quant_matvec_interleaved(const void*, size_t, const QuantMatvecRow*, int, float* const*) {
+  fail("quant_matvec_interleaved: no AVX-512 path on this CPU");
 }
 
 #endif

@@ -205,8 +205,9 @@ TEST(QuantRepack, MatmulEqualsPlainRowsOnEveryPath) {
 }
 
 // The decode kernel and the prompt GEMM form each output as the same chain (exact block
-// sums, scaled and fused into one fp32 accumulator in block order), so a generation step
-// gives the very bits the same row gets inside a prompt batch.
+// sums, scaled and fused into one fp32 accumulator in block order), so a generation step —
+// of one row, or 2–4 concurrent ones in one pass — gives the very bits the same row gets
+// inside a prompt batch.
 TEST(QuantRepack, DecodeStepsGiveTheBitsOfThePromptGemm) {
   if (!quant_matvec_available()) GTEST_SKIP() << "no AVX-512 path";
   for (DType type : kPlainTypes) {
@@ -217,12 +218,15 @@ TEST(QuantRepack, DecodeStepsGiveTheBitsOfThePromptGemm) {
     const std::vector<float> x = activations(rows, w.in, 31);
     std::vector<float> batch(static_cast<size_t>(rows * w.out));
     matmul(x.data(), rows, r16, batch.data(), pool);
-    for (int64_t r = 0; r < rows; ++r) {
-      std::vector<float> step(static_cast<size_t>(w.out), NAN);
-      matmul(x.data() + r * w.in, 1, r16, step.data(), pool);
-      for (int64_t o = 0; o < w.out; ++o)
-        ASSERT_EQ(step[static_cast<size_t>(o)], batch[static_cast<size_t>(r * w.out + o)])
-            << name(type) << " r=" << r << " o=" << o;
+    // Steps of 1–4 rows (the multi-row pass of quant_matvec_interleaved for 2–4).
+    for (int64_t step_rows = 1; step_rows <= kMaxInterleavedMatvecRows; ++step_rows) {
+      for (int64_t r = 0; r + step_rows <= rows; r += step_rows) {
+        std::vector<float> step(static_cast<size_t>(step_rows * w.out), NAN);
+        matmul(x.data() + r * w.in, step_rows, r16, step.data(), pool);
+        for (size_t i = 0; i < step.size(); ++i)
+          ASSERT_EQ(step[i], batch[static_cast<size_t>(r * w.out) + i])
+              << name(type) << " step of " << step_rows << " rows from row " << r << " i=" << i;
+      }
     }
   }
 }
@@ -250,6 +254,23 @@ TEST(QuantRepack, MatmulGroupEqualsSeparateProducts) {
       }
     }
   }
+}
+
+TEST(QuantRepack, InterleavedKernelRejectsBadRowCounts) {
+  if (!quant_matvec_available()) GTEST_SKIP() << "no AVX-512 path";
+  const Weights w = make_weights(DType::Q4_0, 32, 64, 8);
+  std::vector<BlockQ8_0> x(2);
+  quantize_row_q8_0_ref(activations(1, 64, 3).data(), x.data(), 64);
+  QuantMatvecRow prepared[kMaxInterleavedMatvecRows + 1];
+  for (auto& p : prepared) ASSERT_TRUE(p.prepare(DType::Q4_0_R16, x.data(), 2));
+  std::vector<float> y(32 * (kMaxInterleavedMatvecRows + 1));
+  float* outs[kMaxInterleavedMatvecRows + 1];
+  for (int j = 0; j <= kMaxInterleavedMatvecRows; ++j) outs[j] = y.data() + 32 * j;
+  EXPECT_THROW(quant_matvec_interleaved(w.r16.data(), 32, prepared, 0, outs), Error);
+  EXPECT_THROW(quant_matvec_interleaved(w.r16.data(), 32, prepared,
+                                        kMaxInterleavedMatvecRows + 1, outs),
+               Error);
+  EXPECT_THROW(quant_matvec_interleaved(w.r16.data(), 24, prepared, 1, outs), Error);
 }
 
 TEST(QuantRepack, RowDecodersRejectTheInterleavedLayouts) {
