@@ -9,6 +9,7 @@
 #include "core/file_io.h"
 #include "llama/gguf_llama.h"
 #include "llama/model.h"
+#include "llama/weight_repack.h"
 #include "model_tokenizer.h"
 #include "tokenizer/chat_format.h"
 
@@ -155,6 +156,7 @@ RunFunction setup(CLI::App& app) {
   app.add_option("-m,--model", o->model.model_dir, "model directory (config.json + weights)")->required();
   app.add_flag("--json", o->json, "print one JSON object (config, parameters, dtypes, tensors, memory)");
   return [o] {
+    set_weight_repack(false);  // info describes the file; nothing is multiplied
     auto model = LlamaModel::load(o->model.model_dir);
     const Json info = build_info(*model, o->model.model_dir);
     if (o->json) {

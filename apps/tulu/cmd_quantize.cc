@@ -15,6 +15,7 @@
 #include "llama/gguf_llama.h"
 #include "llama/gguf_writer.h"
 #include "llama/model.h"
+#include "llama/weight_repack.h"
 #include "tensor/half.h"
 #include "tensor/quant_blocks.h"
 #include "tokenizer/sentencepiece_model_file.h"
@@ -131,6 +132,7 @@ int run_quantize(const QuantizeOptions& o) {
   }
   TULU_CHECK(target != nullptr, "--type ", o.type,
              " is not supported (supported: f32, f16, bf16, q8_0, q4_0)");
+  set_weight_repack(false);  // the file's tensors are read as stored, never multiplied
   const std::unique_ptr<LlamaModel> model = LlamaModel::load(o.input);
   const LlamaConfig& config = model->config();
 
