@@ -54,12 +54,7 @@ Matrices interleaved(const Matrices& plain, int64_t out, int64_t in) {
   const auto blocks = static_cast<size_t>(in) / tulu::kQuantBlock;
   for (const auto& bytes : plain.data) {
     std::vector<uint8_t> r16(bytes.size());
-    if (plain.dtype == tulu::DType::Q8_0)
-      tulu::repack_q8_0_r16(reinterpret_cast<const tulu::BlockQ8_0*>(bytes.data()), out, blocks,
-                            reinterpret_cast<tulu::BlockQ8_0x16*>(r16.data()));
-    else
-      tulu::repack_q4_0_r16(reinterpret_cast<const tulu::BlockQ4_0*>(bytes.data()), out, blocks,
-                            reinterpret_cast<tulu::BlockQ4_0x16*>(r16.data()));
+    tulu::repack_r16(plain.dtype, bytes.data(), out, blocks, r16.data());
     m.data.push_back(std::move(r16));
   }
   return m;

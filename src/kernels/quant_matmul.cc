@@ -176,10 +176,9 @@ bool quant_matvec_group(const float* x, int64_t rows, std::span<const MatmulOutp
       quant_dot_path() != QuantPath::kVnni)
     return false;
   const TensorView& first = *outputs.front().w;
-  const bool interleaved = plain_dtype(first.dtype) != first.dtype;
-  if (rows > (interleaved ? kMaxInterleavedMatvecRows : kTileRows - 1)) return false;
-  const int64_t in = first.dim(1);
   const DType plain = plain_dtype(first.dtype);
+  if (rows > (plain != first.dtype ? kMaxInterleavedMatvecRows : kTileRows - 1)) return false;
+  const int64_t in = first.dim(1);
   if ((plain != DType::Q8_0 && plain != DType::Q4_0) || in <= 0 ||
       in % static_cast<int64_t>(kQuantBlock) != 0)
     return false;

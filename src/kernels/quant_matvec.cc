@@ -65,15 +65,11 @@ bool QuantMatvecRow::prepare(DType weight_type, const BlockQ8_0* x, size_t block
   if (weight_type == DType::Q4_0_R16 || weight_type == DType::Q8_0_R16) {
     // The weights go in unsigned (the nibble; q + 128): u − offset is the weight.
     const int32_t offset = weight_type == DType::Q4_0_R16 ? 8 : 128;
-    bytes_.resize(blocks * kQuantBlock);
     corrections_.resize(blocks);
     scales_.resize(blocks);
     for (size_t b = 0; b < blocks; ++b) {
       int32_t sum = 0;
-      for (size_t j = 0; j < kQuantBlock; ++j) {
-        bytes_[b * kQuantBlock + j] = x[b].qs[j];
-        sum += x[b].qs[j];
-      }
+      for (size_t j = 0; j < kQuantBlock; ++j) sum += x[b].qs[j];
       corrections_[b] = -offset * sum;
       scales_[b] = f16_to_f32(x[b].d);
     }
@@ -242,6 +238,14 @@ TULU_VBMI void matvec_vbmi(const uint8_t* w, size_t rows, size_t blocks, const i
                     x + done, blocks - done);
 }
 
+// What the interleaved kernel reads of one prepared activation row: its Q8_0 blocks (the
+// caller's) and per block the offset correction and the fp32 scale.
+struct InterleavedRow {
+  const BlockQ8_0* blocks;
+  const int32_t* corrections;
+  const float* scales;
+};
+
 // Four activation bytes in every 32-bit lane.
 TULU_VBMI inline __m512i broadcast4(const int8_t* four) {
   int32_t v;
@@ -257,7 +261,7 @@ TULU_VBMI inline __m512i broadcast4(const int8_t* four) {
 // software prefetch: the group is one contiguous stream, which the hardware prefetcher
 // follows (measured for Q4_0: prefetching 1152–4608 bytes ahead was no faster, 4608 slower).
 template <typename Block, int R>
-TULU_VBMI void group_r16(const Block* w, size_t blocks, const QuantMatvecRowData* x,
+TULU_VBMI void group_r16(const Block* w, size_t blocks, const InterleavedRow* x,
                          float* const* out) {
   constexpr bool kQ4 = std::is_same_v<Block, BlockQ4_0x16>;
   constexpr int kSteps = kQ4 ? 4 : 8;  // 64-byte loads per block
@@ -284,7 +288,7 @@ TULU_VBMI void group_r16(const Block* w, size_t blocks, const QuantMatvecRowData
         _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].d)));
 #pragma GCC unroll 4
     for (int j = 0; j < R; ++j) {
-      const int8_t* xb = x[j].bytes + b * kQuantBlock;
+      const int8_t* xb = x[j].blocks[b].qs;
       __m512i sum0 = _mm512_set1_epi32(x[j].corrections[b]);
       __m512i sum1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
@@ -300,7 +304,7 @@ TULU_VBMI void group_r16(const Block* w, size_t blocks, const QuantMatvecRowData
 }
 
 template <typename Block, int R>
-void groups_r16(const void* weights, size_t rows, size_t blocks, const QuantMatvecRowData* x,
+void groups_r16(const void* weights, size_t rows, size_t blocks, const InterleavedRow* x,
                 float* const* out) {
   const auto* groups = static_cast<const Block*>(weights);
   for (size_t g = 0; g < rows / kRepackRows; ++g) {
@@ -311,14 +315,13 @@ void groups_r16(const void* weights, size_t rows, size_t blocks, const QuantMatv
 }
 
 template <typename Block>
-void groups_r16(const void* weights, size_t rows, size_t blocks, const QuantMatvecRowData* x,
+void groups_r16(const void* weights, size_t rows, size_t blocks, const InterleavedRow* x,
                 int count, float* const* out) {
   switch (count) {
     case 1: return groups_r16<Block, 1>(weights, rows, blocks, x, out);
     case 2: return groups_r16<Block, 2>(weights, rows, blocks, x, out);
     case 3: return groups_r16<Block, 3>(weights, rows, blocks, x, out);
     case 4: return groups_r16<Block, 4>(weights, rows, blocks, x, out);
-
     default: break;
   }
   fail("quant_matvec: ", count, " activation rows (1..", kMaxInterleavedMatvecRows, " allowed)");
@@ -335,11 +338,11 @@ void quant_matvec_interleaved(const void* weights, size_t rows, const QuantMatve
              "quant_matvec_interleaved: weights are ", dtype_name(type), ", not an R16 layout");
   TULU_CHECK(rows % kRepackRows == 0, "quant_matvec: ", rows,
              " interleaved rows are not whole groups of ", kRepackRows);
-  QuantMatvecRowData x[kMaxInterleavedMatvecRows];
+  InterleavedRow x[kMaxInterleavedMatvecRows];
   for (int j = 0; j < count; ++j) {
     TULU_CHECK(xs[j].weight_type_ == type && xs[j].blocks_ == xs[0].blocks_,
                "quant_matvec: activation rows prepared for different weights");
-    x[j] = {xs[j].bytes_.data(), xs[j].corrections_.data(), xs[j].scales_.data()};
+    x[j] = {xs[j].x_, xs[j].corrections_.data(), xs[j].scales_.data()};
   }
   if (type == DType::Q4_0_R16)
     groups_r16<BlockQ4_0x16>(weights, rows, xs[0].blocks_, x, count, outs);

@@ -40,14 +40,6 @@ namespace tulu {
 // forced).
 bool quant_matvec_available();
 
-// What the interleaved kernel reads of one prepared row (per block: 32 bytes, the offset
-// correction, the scale).
-struct QuantMatvecRowData {
-  const int8_t* bytes = nullptr;
-  const int32_t* corrections = nullptr;
-  const float* scales = nullptr;
-};
-
 // One activation row, quantized to Q8_0 blocks, laid out for weights of one type.
 // Owns its buffers (reused across prepare calls); not thread-safe while preparing, read-only
 // (shareable between threads) afterwards.
@@ -70,7 +62,7 @@ class QuantMatvecRow {
   const BlockQ8_0* x_ = nullptr;  // the caller's blocks (for an odd last block)
   // Per step (2 blocks of Q8_0, 4 of Q4_0): 64 or 128 activation bytes in the weights'
   // lane order, 16 int32 corrections and 16 float scales (lane l belongs to one block).
-  // R16 layouts: per block its 32 bytes as stored, one correction and one scale.
+  // R16 layouts: per block one correction and one scale (the bytes are read from x_).
   std::vector<int8_t> bytes_;
   std::vector<int32_t> corrections_;
   std::vector<float> scales_;

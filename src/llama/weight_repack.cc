@@ -72,12 +72,7 @@ uint64_t repack_weights_for_decode(LlamaWeights& weights, TensorStore& store) {
       for (size_t i = t; i < todo.size(); i += threads) {
         const TensorView& v = *todo[i];
         const auto blocks = static_cast<size_t>(v.dim(1)) / kQuantBlock;
-        if (v.dtype == DType::Q4_0)
-          repack_q4_0_r16(static_cast<const BlockQ4_0*>(v.data), v.dim(0), blocks,
-                          reinterpret_cast<BlockQ4_0x16*>(destinations[i]));
-        else
-          repack_q8_0_r16(static_cast<const BlockQ8_0*>(v.data), v.dim(0), blocks,
-                          reinterpret_cast<BlockQ8_0x16*>(destinations[i]));
+        repack_r16(v.dtype, v.data, v.dim(0), blocks, destinations[i]);
         store.release_file_bytes(v.data, v.nbytes());
       }
     } catch (...) {

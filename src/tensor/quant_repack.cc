@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/error.h"
+
 namespace tulu {
 
 namespace {
@@ -77,6 +79,26 @@ void unpack_q4_0_r16_group(const BlockQ4_0x16* group, size_t blocks, BlockQ4_0* 
 
 void unpack_q8_0_r16_group(const BlockQ8_0x16* group, size_t blocks, BlockQ8_0* rows) {
   unpack_group(group, blocks, rows);
+}
+
+void repack_r16(DType plain, const void* src, int64_t rows, size_t blocks, void* dst) {
+  if (plain == DType::Q4_0)
+    return repack_q4_0_r16(static_cast<const BlockQ4_0*>(src), rows, blocks,
+                           static_cast<BlockQ4_0x16*>(dst));
+  if (plain == DType::Q8_0)
+    return repack_q8_0_r16(static_cast<const BlockQ8_0*>(src), rows, blocks,
+                           static_cast<BlockQ8_0x16*>(dst));
+  fail("repack_r16: ", dtype_name(plain), " has no 16-row layout (Q4_0 and Q8_0 do)");
+}
+
+void unpack_r16_group(DType interleaved, const void* group, size_t blocks, void* rows) {
+  if (interleaved == DType::Q4_0_R16)
+    return unpack_q4_0_r16_group(static_cast<const BlockQ4_0x16*>(group), blocks,
+                                 static_cast<BlockQ4_0*>(rows));
+  if (interleaved == DType::Q8_0_R16)
+    return unpack_q8_0_r16_group(static_cast<const BlockQ8_0x16*>(group), blocks,
+                                 static_cast<BlockQ8_0*>(rows));
+  fail("unpack_r16_group: ", dtype_name(interleaved), " is not a 16-row layout");
 }
 
 }  // namespace tulu

@@ -52,9 +52,14 @@ bool rows16_repackable(int64_t rows, int64_t cols);
 void repack_q4_0_r16(const BlockQ4_0* src, int64_t rows, size_t blocks, BlockQ4_0x16* dst);
 void repack_q8_0_r16(const BlockQ8_0* src, int64_t rows, size_t blocks, BlockQ8_0x16* dst);
 
+// The same, choosing by the plain dtype (Q4_0 or Q8_0; anything else is an error).
+void repack_r16(DType plain, const void* src, int64_t rows, size_t blocks, void* dst);
+
 // The 16 plain rows of one group (its `blocks` interleaved blocks) into rows
 // ([16][blocks] plain blocks): the exact inverse of repacking for that group.
 void unpack_q4_0_r16_group(const BlockQ4_0x16* group, size_t blocks, BlockQ4_0* rows);
 void unpack_q8_0_r16_group(const BlockQ8_0x16* group, size_t blocks, BlockQ8_0* rows);
+// The same, choosing by the interleaved dtype (Q4_0_R16 or Q8_0_R16).
+void unpack_r16_group(DType interleaved, const void* group, size_t blocks, void* rows);
 
 }  // namespace tulu

@@ -42,12 +42,7 @@ std::vector<float> to_f32(const TensorView& view) {
   const auto* groups = static_cast<const uint8_t*>(view.data);
   for (int64_t g = 0; g < view.dim(0) / kRepackRows; ++g) {
     const uint8_t* group = groups + static_cast<size_t>(g) * group_bytes;
-    if (view.dtype == DType::Q4_0_R16)
-      unpack_q4_0_r16_group(reinterpret_cast<const BlockQ4_0x16*>(group), blocks,
-                            reinterpret_cast<BlockQ4_0*>(rows.data()));
-    else
-      unpack_q8_0_r16_group(reinterpret_cast<const BlockQ8_0x16*>(group), blocks,
-                            reinterpret_cast<BlockQ8_0*>(rows.data()));
+    unpack_r16_group(view.dtype, group, blocks, rows.data());
     dequantize_row(rows.data(), plain_dtype(view.dtype), group_elements,
                    out.data() + static_cast<size_t>(g) * group_elements);
   }

@@ -60,13 +60,12 @@ Weights make_weights(DType type, int64_t out, int64_t in, uint32_t seed) {
     // The extreme nibbles 0 and 15 in many lane positions.
     for (size_t b = 0; b < w.plain.size() / sizeof(BlockQ4_0); b += 5)
       blocks[b].qs[b % 16] = (b % 2) ? 0xF0 : 0x0F;
-    repack_q4_0_r16(blocks, out, w.blocks(), reinterpret_cast<BlockQ4_0x16*>(w.r16.data()));
   } else {
     auto* blocks = reinterpret_cast<BlockQ8_0*>(w.plain.data());
     for (size_t b = 0; b < w.plain.size() / sizeof(BlockQ8_0); b += 3)
       blocks[b].qs[b % 32] = -128;  // a foreign file may hold it
-    repack_q8_0_r16(blocks, out, w.blocks(), reinterpret_cast<BlockQ8_0x16*>(w.r16.data()));
   }
+  repack_r16(type, w.plain.data(), out, w.blocks(), w.r16.data());
   return w;
 }
 
@@ -95,14 +94,8 @@ TEST(QuantRepack, UnpackGivesBackEveryByteAndToF32TheSameValues) {
       std::vector<uint8_t> back(w.plain.size());
       const size_t group_bytes = kRepackRows * w.row_bytes();
       for (size_t g = 0; g < static_cast<size_t>(w.out / kRepackRows); ++g) {
-        const uint8_t* src = w.r16.data() + g * group_bytes;
-        uint8_t* dst = back.data() + g * group_bytes;
-        if (type == DType::Q4_0)
-          unpack_q4_0_r16_group(reinterpret_cast<const BlockQ4_0x16*>(src), w.blocks(),
-                                reinterpret_cast<BlockQ4_0*>(dst));
-        else
-          unpack_q8_0_r16_group(reinterpret_cast<const BlockQ8_0x16*>(src), w.blocks(),
-                                reinterpret_cast<BlockQ8_0*>(dst));
+        unpack_r16_group(interleaved_dtype(type), w.r16.data() + g * group_bytes, w.blocks(),
+                         back.data() + g * group_bytes);
       }
       ASSERT_EQ(back, w.plain) << name(type) << " in=" << in;
       EXPECT_EQ(to_f32(w.r16_view()), to_f32(w.plain_view())) << name(type) << " in=" << in;
@@ -130,6 +123,9 @@ TEST(QuantRepack, OnlyWholeGroupsOfWholeBlocks) {
   EXPECT_EQ(interleaved_dtype(DType::Q4_0), DType::Q4_0_R16);
   EXPECT_EQ(plain_dtype(DType::Q8_0_R16), DType::Q8_0);
   EXPECT_EQ(interleaved_dtype(DType::Q6_K), DType::Q6_K);
+  uint8_t scratch[sizeof(BlockQ8_0x16)] = {};
+  EXPECT_THROW(repack_r16(DType::Q6_K, scratch, 16, 1, scratch), Error);
+  EXPECT_THROW(unpack_r16_group(DType::Q4_0, scratch, 1, scratch), Error);
 }
 
 TEST(QuantRepack, DecodeKernelMatchesScalarDots) {
