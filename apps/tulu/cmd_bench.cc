@@ -180,6 +180,8 @@ struct RunInfo {
   int threads = 0;
   double load_ms = 0;
   uint64_t repacked_bytes = 0;  // weights copied into the 16-row layouts at load
+  std::string repack_cache;     // the file they were mapped from ("" in memory)
+  bool repack_cache_built = false;
   KvType kv_type = KvType::F32;
   uint64_t kv_cache_bytes = 0;
 };
@@ -214,6 +216,8 @@ Json to_json(const TestResult& t, const ModelFacts& m, const RunInfo& run) {
   // Ours, beyond llama-bench's fields.
   j["load_time_ms"] = run.load_ms;
   j["repacked_bytes"] = run.repacked_bytes;  // 0 with --no-repack or on CPUs without AVX-512
+  j["repack_cache"] = run.repack_cache;              // "" when repacked in memory
+  j["repack_cache_built"] = run.repack_cache_built;  // this load wrote the cache file
   j["bf16_activations"] = bf16_activations();  // --bf16-activations
   j["kv_cache_bytes"] = run.kv_cache_bytes;
   j["weight_bytes_per_token"] = m.bytes_per_token;
@@ -249,7 +253,10 @@ void print_markdown(const std::vector<TestResult>& tests, const ModelFacts& m, c
   }
   const std::string repacked =
       run.repacked_bytes == 0 ? ""
-                              : ", " + human_size(run.repacked_bytes) + " repacked to 16-row layout";
+      : ", " + human_size(run.repacked_bytes) + " in 16-row layout " +
+            (run.repack_cache.empty() ? std::string("repacked in memory")
+                                      : (run.repack_cache_built ? "written to " : "mapped from ") +
+                                            run.repack_cache);
   std::printf("\nload: %.1f ms (weights %s%s); peak RSS: %s (weights %s + KV cache %s %s + "
               "workspaces); "
               "weights read per generated token: %s; kernels: %s; prompt GEMM: %s\n",
@@ -272,6 +279,8 @@ int run_bench(const BenchOptions& o) {
   const std::unique_ptr<LlamaModel> model = LlamaModel::load(o.model.model_dir);
   run.load_ms = static_cast<double>(elapsed_ns(load_start)) / 1e6;
   run.repacked_bytes = model->repacked_bytes();
+  run.repack_cache = model->repack_cache();
+  run.repack_cache_built = model->repack_cache_built();
   const LlamaConfig& c = model->config();
   const int context = o.n_prompt + o.n_gen;
   TULU_CHECK(context <= c.max_position_embeddings, "-p ", o.n_prompt, " + -n ", o.n_gen,

@@ -10,6 +10,7 @@
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
+#include "llama/repack_cache.h"
 #include "llama/weight_repack.h"
 
 namespace tulu::cli {
@@ -47,7 +48,13 @@ void add_weight_flags(CLI::App& app) {
       "--no-repack", [] { tulu::set_weight_repack(false); },
       "keep Q4_0/Q8_0 weights in the file's layout instead of copying them at load into the "
       "16-row interleaved layout of the AVX-512 kernels: loads in under 0.1 s instead of "
-      "0.2-1 s (1.1B), generation 1.3-1.6x slower (also TULU_REPACK=0)");
+      "0.2-2.5 s (1.1B) without the repack cache, generation 1.3-1.6x slower (also "
+      "TULU_REPACK=0)");
+  app.add_flag_callback(
+      "--no-repack-cache", [] { tulu::set_repack_cache(false); },
+      "repack Q4_0/Q8_0 weights in memory at every load instead of writing them once to "
+      "a cache file (TULU_CACHE_DIR, else ~/.cache/tulu; as large as those weights) that "
+      "later loads map (also TULU_REPACK_CACHE=0)");
   app.add_flag_callback(
       "--bf16-activations", [] { tulu::set_bf16_activations(true); },
       "BF16 weights: round prompt activations to bf16 and use the CPU's bf16 dot product "

@@ -25,6 +25,14 @@ namespace tulu {
 void set_files_in_memory(bool in_memory);
 bool files_in_memory();
 
+// What names one version of a file: a file replaced or rewritten gets another identity.
+struct FileIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
 class MappedFile {
  public:
   // Throws tulu::Error naming the path if the file cannot be opened, mapped or read
@@ -39,6 +47,8 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // True when the bytes were read into private memory rather than mapped.
   bool in_memory() const { return in_memory_; }
+  // The file as it was when opened (stat of the open descriptor).
+  const FileIdentity& identity() const { return identity_; }
   // Gives back the memory of the whole pages inside [p, p + n) (a range of this file's
   // bytes that the caller has copied elsewhere and will not read on the hot path again).
   // The bytes stay readable and unchanged: mapped, the pages are dropped and fault back in
@@ -52,6 +62,7 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   bool in_memory_ = false;
+  FileIdentity identity_;
 };
 
 }  // namespace tulu

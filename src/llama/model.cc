@@ -105,7 +105,10 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorStore store, std::string source
   }
   weights_.norm = view("model.norm.weight");
   weights_.lm_head = config_.tie_word_embeddings ? weights_.embed_tokens : view("lm_head.weight");
-  repacked_bytes_ = repack_weights_for_decode(weights_, store_);
+  WeightRepack repack = repack_weights_for_decode(weights_, store_);
+  repacked_bytes_ = repack.bytes;
+  repack_cache_ = std::move(repack.cache);
+  repack_cache_built_ = repack.cache_built;
 }
 
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& dir) {

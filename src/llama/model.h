@@ -1,7 +1,7 @@
 // A loaded Llama model: its config and its weights as views (HF names, HF layout, no
 // permutation) into the checkpoint files. Immutable after load; shareable across threads.
-// On CPUs with the AVX-512 VNNI kernels, Q4_0 linear weights are repacked at load into the
-// 16-row interleaved Q4_0_R16 layout (llama/weight_repack.h): weights() then views those
+// On CPUs with the AVX-512 VNNI kernels, Q4_0/Q8_0 linear weights are repacked at load into
+// the 16-row interleaved layouts (llama/weight_repack.h): weights() then views those
 // copies, while store() keeps the file's views as read.
 #pragma once
 
@@ -71,6 +71,10 @@ class LlamaModel {
   int64_t parameter_count() const;
   // Bytes of weights repacked at load (0 when none were).
   uint64_t repacked_bytes() const { return repacked_bytes_; }
+  // The cache file the repacked weights are mapped from ("" when copied into memory), and
+  // whether this load wrote it (llama/repack_cache.h).
+  const std::string& repack_cache() const { return repack_cache_; }
+  bool repack_cache_built() const { return repack_cache_built_; }
 
  private:
   LlamaConfig config_;
@@ -80,6 +84,8 @@ class LlamaModel {
   GenerationConfig generation_config_;
   std::string weight_format_;
   uint64_t repacked_bytes_ = 0;
+  std::string repack_cache_;
+  bool repack_cache_built_ = false;
 };
 
 }  // namespace tulu

@@ -43,13 +43,25 @@ void* TensorStore::allocate_pages(size_t nbytes) {
   return page_buffers_.back().data();
 }
 
-void TensorStore::release_file_bytes(const void* p, size_t n) const {
+const MappedFile* TensorStore::sole_file() const {
+  if (files_.size() != 1) return nullptr;
+  for (const auto& [name, tensor] : tensors_)
+    if (tensor.file != files_[0]->path()) return nullptr;
+  return files_[0].get();
+}
+
+const MappedFile* TensorStore::file_holding(const void* p, size_t n) const {
   const auto begin = reinterpret_cast<uintptr_t>(p);
   for (const auto& file : files_) {
     const auto base = reinterpret_cast<uintptr_t>(file->data());
     if (begin >= base && begin - base < file->size() && n <= file->size() - (begin - base))
-      return file->release(p, n);
+      return file.get();
   }
+  return nullptr;
+}
+
+void TensorStore::release_file_bytes(const void* p, size_t n) const {
+  if (const MappedFile* file = file_holding(p, n)) file->release(p, n);
 }
 
 const StoredTensor& TensorStore::get(const std::string& name) const {

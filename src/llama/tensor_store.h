@@ -29,6 +29,13 @@ class TensorStore {
   void add_view_or_copy(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
                         const std::string& file);
   void keep_alive(std::shared_ptr<MappedFile> file) { files_.push_back(std::move(file)); }
+  // Keeps any other memory that views point into (e.g. a mapped cache file) alive.
+  void keep_alive_memory(std::shared_ptr<const void> memory) { memory_.push_back(std::move(memory)); }
+  // The one kept-alive file every tensor came from (all of a GGUF model's, copies made at
+  // load included), or nullptr when there are none or several.
+  const MappedFile* sole_file() const;
+  // The kept-alive file whose bytes hold [p, p + n), or nullptr.
+  const MappedFile* file_holding(const void* p, size_t n) const;
   // Allocates an owned buffer of nbytes (64-byte aligned) that lives as long as the store.
   void* allocate(size_t nbytes);
   // Allocates an owned, page-aligned PageBuffer (huge pages advised) of nbytes.
@@ -50,6 +57,7 @@ class TensorStore {
   std::vector<std::shared_ptr<MappedFile>> files_;
   std::vector<std::unique_ptr<float[]>> buffers_;
   std::vector<PageBuffer> page_buffers_;
+  std::vector<std::shared_ptr<const void>> memory_;
   size_t copied_ = 0;
 };
 

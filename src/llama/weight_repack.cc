@@ -5,11 +5,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <span>
 #include <thread>
 #include <vector>
 
 #include "kernels/quant_gemm_vnni.h"
 #include "kernels/quant_matvec.h"
+#include "llama/repack_cache.h"
 #include "tensor/quant_repack.h"
 
 namespace tulu {
@@ -47,32 +49,21 @@ bool weight_repack_enabled() {
   return quant_gemm_available() && quant_matvec_available();
 }
 
-uint64_t repack_weights_for_decode(LlamaWeights& weights, TensorStore& store) {
-  if (!weight_repack_enabled()) return 0;
-  std::vector<TensorView*> todo;
-  uint64_t total = 0;
-  for (TensorView* v : linear_weights(weights))
-    if (repackable(*v)) {
-      todo.push_back(v);
-      total += v->nbytes();
-    }
-  if (todo.empty()) return 0;
+namespace {
+
+// Repacks into fresh memory; each copy also gives its source pages back, so the resident
+// size never holds much more than one copy. The tensors split over the hardware's threads.
+const uint8_t* repack_in_memory(std::span<const RepackJob> jobs, uint64_t total,
+                                TensorStore& store) {
   auto* buffer = static_cast<uint8_t*>(store.allocate_pages(total));
-  std::vector<uint8_t*> destinations;
-  for (TensorView* v : todo) {  // sizes are multiples of 288 or 544 bytes: alignment kept
-    destinations.push_back(buffer);
-    buffer += v->nbytes();
-  }
-  // The tensors split over the hardware's threads; each copy also gives its source pages
-  // back, so the resident size never holds much more than one copy.
-  const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, todo.size());
+  const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, jobs.size());
   std::vector<std::exception_ptr> errors(threads);
   auto work = [&](size_t t) {
     try {
-      for (size_t i = t; i < todo.size(); i += threads) {
-        const TensorView& v = *todo[i];
+      for (size_t i = t; i < jobs.size(); i += threads) {
+        const TensorView& v = *jobs[i].source;
         const auto blocks = static_cast<size_t>(v.dim(1)) / kQuantBlock;
-        repack_r16(v.dtype, v.data, v.dim(0), blocks, destinations[i]);
+        repack_r16(v.dtype, v.data, v.dim(0), blocks, buffer + jobs[i].output_offset);
         store.release_file_bytes(v.data, v.nbytes());
       }
     } catch (...) {
@@ -85,11 +76,45 @@ uint64_t repack_weights_for_decode(LlamaWeights& weights, TensorStore& store) {
   for (std::thread& th : pool) th.join();
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
+  return buffer;
+}
+
+}  // namespace
+
+WeightRepack repack_weights_for_decode(LlamaWeights& weights, TensorStore& store) {
+  WeightRepack result;
+  if (!weight_repack_enabled()) return result;
+  std::vector<TensorView*> todo;
+  std::vector<RepackJob> jobs;
+  uint64_t total = 0;
+  for (TensorView* v : linear_weights(weights))
+    if (repackable(*v)) {
+      todo.push_back(v);
+      jobs.push_back({v, total});  // sizes are multiples of 288 or 544 bytes: alignment kept
+      total += v->nbytes();
+    }
+  if (todo.empty()) return result;
+  const uint8_t* data = nullptr;
+  const std::string dir = repack_cache_dir();
+  const MappedFile* source = dir.empty() ? nullptr : store.sole_file();
+  if (source != nullptr && !source->in_memory()) {
+    if (auto cached = map_repack_cache(dir, *source, jobs, total)) {
+      data = cached->data;
+      store.keep_alive_memory(cached->keep_alive);
+      result.cache = cached->path;
+      result.cache_built = cached->built;
+      // Building read the sources; a hit never touched them.
+      if (cached->built)
+        for (const RepackJob& job : jobs) store.release_file_bytes(job.source->data, job.source->nbytes());
+    }
+  }
+  if (data == nullptr) data = repack_in_memory(jobs, total, store);
   for (size_t i = 0; i < todo.size(); ++i) {
     todo[i]->dtype = interleaved_dtype(todo[i]->dtype);
-    todo[i]->data = destinations[i];
+    todo[i]->data = data + jobs[i].output_offset;
   }
-  return total;
+  result.bytes = total;
+  return result;
 }
 
 }  // namespace tulu

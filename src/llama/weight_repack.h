@@ -5,14 +5,18 @@
 // embedding stays as stored (its rows are looked up one at a time; a tied lm_head shares
 // it and stays too).
 //
-// Memory: the repacked copies go to one buffer with huge pages advised, and the file pages
-// they came from are given back (TensorStore::release_file_bytes), so the resident size
-// stays about one copy of the weights. The store keeps its views of the file as read (so
-// `tulu info` still reports the file's types); the model's LlamaWeights view the copies.
+// Memory: the repacked weights are read from a cache file made at the first load of the
+// model file (llama/repack_cache.h: mapped from the page cache like the model, in huge
+// pages), or, when there is no cache (off, unwritable, --no-mmap), copied into one buffer
+// with huge pages advised. Either way the file pages they came from are given back
+// (TensorStore::release_file_bytes), so the resident size stays about one copy of the
+// weights. The store keeps its views of the file as read (so `tulu info` still reports the
+// file's types); the model's LlamaWeights view the copies.
 //
-// Cost: the copy's fresh memory is most of the load time (measured on this VM, 1.1B model:
-// Q4_0 0.2–0.9 s, Q8_0 about 1 s, against 60–90 ms for the file's layout), paid back by
-// decode steps 1.3–1.6× as fast.
+// Cost: mapping the cache takes tens of milliseconds. Copying into memory costs the fresh
+// memory's first touch (measured on this VM, 1.1B model: Q4_0 0.2–1.6 s, Q8_0 0.3–2.5 s,
+// slowest after a pause), as does the first load that writes the cache. Paid back by decode
+// steps 1.3–1.6× as fast.
 //
 // Only where it pays: on CPUs with the AVX-512 VNNI kernels (quant_gemm_available and the
 // 512-bit matrix–vector kernel), unless turned off by `--no-repack` (set_weight_repack) or
@@ -20,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "llama/model.h"
 #include "llama/tensor_store.h"
@@ -31,9 +36,15 @@ void set_weight_repack(bool on);
 // True when load-time repacking is on for this process: the switch, TULU_REPACK and the CPU.
 bool weight_repack_enabled();
 
-// Repacks the eligible weights of `weights` (views into `store`) in place of the views;
-// returns the bytes repacked (0 when nothing was, or repacking is off). Uses up to the
-// hardware's threads for the copy.
-uint64_t repack_weights_for_decode(LlamaWeights& weights, TensorStore& store);
+struct WeightRepack {
+  uint64_t bytes = 0;        // repacked (0 when nothing was, or repacking is off)
+  std::string cache;         // the cache file the weights are mapped from; "" in memory
+  bool cache_built = false;  // this load wrote that file
+};
+
+// Repacks the eligible weights of `weights` (views into `store`) in place of the views:
+// from or into the cache file (llama/repack_cache.h) when all of them lie in one mapped
+// file and caching is on, else into memory. Uses up to the hardware's threads.
+WeightRepack repack_weights_for_decode(LlamaWeights& weights, TensorStore& store);
 
 }  // namespace tulu
