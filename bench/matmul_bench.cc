@@ -89,10 +89,10 @@ int main(int argc, char** argv) {
         [&] { tulu::matmul_blas(x.data(), rows, view, y.data(), pool, &scratch); }, 5);
     std::printf("  sgemm path %-4s  %7.1f GFLOP/s\n", c.name, flops / s_blas / 1e9);
     if (c.dtype == tulu::DType::BF16 && rows > 24) {  // --bf16-activations
-      tulu::set_bf16_activations(true);
+      tulu::set_bf16_activations(tulu::Bf16Activations::On);
       const double s_bf16 = best_seconds(
           [&] { tulu::matmul(x.data(), rows, view, y.data(), pool, &scratch); }, 5);
-      tulu::set_bf16_activations(false);
+      tulu::set_bf16_activations(tulu::Bf16Activations::Auto);
       std::printf("  --bf16-activations %7.1f GFLOP/s\n", flops / s_bf16 / 1e9);
     }
   }

@@ -218,7 +218,7 @@ Json to_json(const TestResult& t, const ModelFacts& m, const RunInfo& run) {
   j["repacked_bytes"] = run.repacked_bytes;  // 0 with --no-repack or on CPUs without AVX-512
   j["repack_cache"] = run.repack_cache;              // "" when repacked in memory
   j["repack_cache_built"] = run.repack_cache_built;  // this load wrote the cache file
-  j["bf16_activations"] = bf16_activations();  // --bf16-activations
+  j["bf16_activations"] = bf16_activations();  // the model's (run_bench's scope)
   j["kv_cache_bytes"] = run.kv_cache_bytes;
   j["weight_bytes_per_token"] = m.bytes_per_token;
   j["peak_rss_bytes"] = peak_rss_bytes();
@@ -281,6 +281,8 @@ int run_bench(const BenchOptions& o) {
   run.repacked_bytes = model->repacked_bytes();
   run.repack_cache = model->repack_cache();
   run.repack_cache_built = model->repack_cache_built();
+  // The model's BF16 activation choice, for the report (its forward passes set their own).
+  const Bf16ActivationsScope precision(model->bf16_activations());
   const LlamaConfig& c = model->config();
   const int context = o.n_prompt + o.n_gen;
   TULU_CHECK(context <= c.max_position_embeddings, "-p ", o.n_prompt, " + -n ", o.n_gen,

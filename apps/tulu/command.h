@@ -34,8 +34,8 @@ struct ModelOptions {
 // -m, -t and add_weight_flags.
 void add_model_options(CLI::App& app, ModelOptions& options);
 // --no-mmap (weight files read into memory, core/mapped_file.h's set_files_in_memory,
-// instead of mapped) and --bf16-activations (kernels/matmul.h's set_bf16_activations);
-// alone for commands with their own -m.
+// instead of mapped), --no-repack, --no-repack-cache, --bf16-activations and
+// --f32-activations; alone for commands with their own -m.
 void add_weight_flags(CLI::App& app);
 int resolve_threads(int requested);
 

@@ -56,10 +56,18 @@ void add_weight_flags(CLI::App& app) {
       "a cache file (TULU_CACHE_DIR, else ~/.cache/tulu; as large as those weights) that "
       "later loads map (also TULU_REPACK_CACHE=0)");
   app.add_flag_callback(
-      "--bf16-activations", [] { tulu::set_bf16_activations(true); },
+      "--bf16-activations",
+      [] { tulu::set_bf16_activations(tulu::Bf16Activations::On); },
       "BF16 weights: round prompt activations to bf16 and use the CPU's bf16 dot product "
       "(AVX-512 BF16), as llama.cpp and PyTorch's bf16 inference do; prompts 1.6-1.9x "
-      "faster, logits no longer equal to the fp32 reference (also TULU_BF16_ACTIVATIONS=1)");
+      "faster, logits no longer equal to the fp32 reference (also TULU_BF16_ACTIVATIONS=1). "
+      "The default for GGUF files; Hugging Face directories default to fp32");
+  app.add_flag_callback(
+      "--f32-activations",
+      [] { tulu::set_bf16_activations(tulu::Bf16Activations::Off); },
+      "BF16 weights: keep prompt activations in fp32, the exact fp32 reference's logits "
+      "(also TULU_BF16_ACTIVATIONS=0). The default for Hugging Face directories")
+      ->excludes("--bf16-activations");
 }
 
 int resolve_threads(int requested) { return requested > 0 ? requested : default_thread_count(); }

@@ -76,18 +76,31 @@ void matmul_widened_blas(const float* x, int64_t rows, const TensorView& w, floa
   });
 }
 
-std::atomic<bool>& bf16_activations_flag() {
-  static std::atomic<bool> flag = [] {
+std::atomic<Bf16Activations>& bf16_activations_setting() {
+  static std::atomic<Bf16Activations> mode = [] {
     const char* env = std::getenv("TULU_BF16_ACTIVATIONS");
-    return env != nullptr && std::strcmp(env, "1") == 0;
+    if (env != nullptr && std::strcmp(env, "1") == 0) return Bf16Activations::On;
+    if (env != nullptr && std::strcmp(env, "0") == 0) return Bf16Activations::Off;
+    return Bf16Activations::Auto;
   }();
-  return flag;
+  return mode;
 }
+
+thread_local int t_bf16_scope = -1;  // the innermost Bf16ActivationsScope's choice, or -1
 
 }  // namespace
 
-void set_bf16_activations(bool on) { bf16_activations_flag().store(on); }
-bool bf16_activations() { return bf16_activations_flag().load(); }
+void set_bf16_activations(Bf16Activations mode) { bf16_activations_setting().store(mode); }
+Bf16Activations bf16_activations_mode() { return bf16_activations_setting().load(); }
+bool bf16_activations() {
+  if (t_bf16_scope >= 0) return t_bf16_scope == 1;
+  return bf16_activations_mode() == Bf16Activations::On;
+}
+
+Bf16ActivationsScope::Bf16ActivationsScope(bool on) : previous_(t_bf16_scope) {
+  t_bf16_scope = on ? 1 : 0;
+}
+Bf16ActivationsScope::~Bf16ActivationsScope() { t_bf16_scope = previous_; }
 
 const char* blas_core_name() { return openblas_get_corename(); }
 

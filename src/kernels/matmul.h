@@ -45,15 +45,39 @@ class MatmulScratch {
   std::vector<float> buffer_;  // [slots, kBlockRows, max_in]
 };
 
-// Opt-in, process-wide (default off; `--bf16-activations` or TULU_BF16_ACTIVATIONS=1):
-// products of BF16 weights with more than kMatvecMultiMaxRows rows (prompt batches) may
-// round the activations to bf16 and use the CPU's bf16 dot product (packed_gemm.h's
-// bf16-input mode, where the CPU has AVX-512 BF16), as llama.cpp and PyTorch's bf16
-// inference do: 1.6–1.9× the prompt speed here, at the price of logits that differ from the
-// fp32 reference by that rounding (relative 2⁻⁸ per activation). Decode steps (≤ 24 rows)
-// and every other dtype are unaffected. Not to be flipped while kernels run.
-void set_bf16_activations(bool on);
+// BF16 weights in prompt batches (more than kMatvecMultiMaxRows rows): exact fp32
+// activations (the logits of the fp32 reference), or activations rounded to bf16 and the
+// CPU's bf16 dot product (packed_gemm.h's bf16-input mode, where the CPU has AVX-512 BF16),
+// as llama.cpp and PyTorch's bf16 inference do: 1.6–1.9× the prompt speed here, logits that
+// differ from the fp32 reference by that rounding (relative 2⁻⁸ per activation). Decode
+// steps (≤ kMatvecMultiMaxRows rows) and every other dtype are unaffected.
+//
+// Process-wide mode, set at start-up (`--bf16-activations`, `--f32-activations`,
+// TULU_BF16_ACTIVATIONS=1 / 0):
+//   Auto (default)  each model's own choice (LlamaModel::bf16_activations: bf16 for a GGUF
+//                   file, as llama.cpp computes its own format; fp32 for a Hugging Face
+//                   directory, as transformers does), applied by a Bf16ActivationsScope
+//                   around the model's forward pass; fp32 anywhere else;
+//   On / Off        bf16 / fp32 for every model.
+enum class Bf16Activations { Auto, On, Off };
+void set_bf16_activations(Bf16Activations mode);
+Bf16Activations bf16_activations_mode();
+// What matmul uses on the calling thread now: the innermost Bf16ActivationsScope's choice,
+// else true only when the mode is On.
 bool bf16_activations();
+
+// Sets the calling thread's choice while it lives (scopes nest). Not to be made while
+// kernels run on this thread.
+class Bf16ActivationsScope {
+ public:
+  explicit Bf16ActivationsScope(bool on);
+  ~Bf16ActivationsScope();
+  Bf16ActivationsScope(const Bf16ActivationsScope&) = delete;
+  Bf16ActivationsScope& operator=(const Bf16ActivationsScope&) = delete;
+
+ private:
+  int previous_;  // -1: no scope outside this one
+};
 
 // Which GEMM prompt batches of F32/BF16/F16 weights use here: "packed AVX-512" (with
 // " + bf16 inputs for BF16" when bf16_activations() takes effect) or "OpenBLAS <core>".

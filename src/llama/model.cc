@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "kernels/matmul.h"
 #include "llama/checkpoint.h"
 #include "llama/gguf_llama.h"
 #include "llama/weight_repack.h"
@@ -117,6 +118,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& dir) {
     auto model = std::make_unique<LlamaModel>(std::move(gguf.config), std::move(gguf.store), *gguf_path);
     model->generation_config_ = std::move(gguf.generation);
     model->weight_format_ = std::move(gguf.format);
+    model->from_gguf_ = true;
     return model;
   }
   TULU_CHECK(is_directory(dir), "model directory '", dir, "' does not exist or is not a directory");
@@ -144,6 +146,15 @@ int64_t LlamaModel::parameter_count() const {
     total += n;
   }
   return total;
+}
+
+bool LlamaModel::bf16_activations() const {
+  switch (bf16_activations_mode()) {
+    case Bf16Activations::On: return true;
+    case Bf16Activations::Off: return false;
+    case Bf16Activations::Auto: break;
+  }
+  return from_gguf_;
 }
 
 }  // namespace tulu

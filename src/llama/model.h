@@ -75,6 +75,12 @@ class LlamaModel {
   // whether this load wrote it (llama/repack_cache.h).
   const std::string& repack_cache() const { return repack_cache_; }
   bool repack_cache_built() const { return repack_cache_built_; }
+  // Whether prompt batches of this model's BF16 weights round their activations to bf16
+  // (kernels/matmul.h): the process-wide mode when On or Off; under Auto (the default),
+  // true for a model loaded from a GGUF file (llama.cpp's numerics for its own format),
+  // false for a Hugging Face directory or a store bound directly (the fp32 reference, as
+  // transformers computes).
+  bool bf16_activations() const;
 
  private:
   LlamaConfig config_;
@@ -86,6 +92,7 @@ class LlamaModel {
   uint64_t repacked_bytes_ = 0;
   std::string repack_cache_;
   bool repack_cache_built_ = false;
+  bool from_gguf_ = false;
 };
 
 }  // namespace tulu

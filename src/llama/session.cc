@@ -190,6 +190,8 @@ void Session::forward_chunk(std::span<const int> tokens, int first, float* logit
 void Session::forward(const LlamaModel& model, Buffers& b, std::span<const RowRun> runs,
                       std::span<const int> tokens, int64_t logits_first_row, float* logits,
                       ThreadPool& pool, const ActivationTrace* trace) {
+  // This model's activation precision for BF16 prompt batches (matmul runs on this thread).
+  const Bf16ActivationsScope precision(model.bf16_activations());
   const LlamaConfig& c = model.config();
   const LlamaWeights& w = model.weights();
   const auto rows = static_cast<int64_t>(tokens.size());

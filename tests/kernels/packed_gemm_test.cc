@@ -7,6 +7,8 @@
 // Skipped where the CPU lacks AVX-512 (the bf16-input mode: AVX-512 BF16).
 #include <cmath>
 #include <limits>
+#include <thread>
+#include <vector>
 
 #include "core/error.h"
 #include "kernel_test_util.h"
@@ -162,10 +164,10 @@ TEST_F(PackedGemm, Bf16ActivationsSwitchRoutesBf16PromptsOnly) {
         decode_on(2 * 45);
     packed_gemm(x.data(), 30, w.view, exact.data(), two);
     matmul(x.data(), 2, w.view, decode.data(), two);
-    set_bf16_activations(true);
+    set_bf16_activations(Bf16Activations::On);
     matmul(x.data(), 30, w.view, routed.data(), two);
     matmul(x.data(), 2, w.view, decode_on.data(), two);
-    set_bf16_activations(false);
+    set_bf16_activations(Bf16Activations::Auto);
     EXPECT_EQ(decode, decode_on) << dtype_name(dtype) << ": decode steps keep fp32 activations";
     if (dtype != DType::BF16) {
       EXPECT_EQ(routed, exact) << dtype_name(dtype);
@@ -175,6 +177,46 @@ TEST_F(PackedGemm, Bf16ActivationsSwitchRoutesBf16PromptsOnly) {
     EXPECT_EQ(routed, fast);
     EXPECT_NE(routed, exact);
   }
+}
+
+// The per-thread scope (a model's own choice under the Auto mode) overrides the mode, nests,
+// and restores what was outside it; another thread sees only the mode.
+TEST_F(PackedGemm, Bf16ActivationsScopeOverridesTheModeOnItsThread) {
+  if (!packed_gemm_bf16_available()) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  ThreadPool two(2);
+  const std::vector<float> x = testing::random_floats(30 * 50, 13);
+  StoredMatrix w(DType::BF16, 45, 50, 0, 14);
+  std::vector<float> exact(30 * 45), fast(30 * 45), got(30 * 45);
+  packed_gemm(x.data(), 30, w.view, exact.data(), two);
+  packed_gemm_bf16_inputs(x.data(), 30, w.view, fast.data(), two);
+  auto run = [&] {
+    matmul(x.data(), 30, w.view, got.data(), two);
+    return got;
+  };
+  ASSERT_EQ(bf16_activations_mode(), Bf16Activations::Auto);
+  EXPECT_EQ(run(), exact) << "Auto without a scope: fp32";
+  {
+    const Bf16ActivationsScope on(true);
+    EXPECT_EQ(run(), fast);
+    bool other_thread = true;
+    std::thread([&] { other_thread = bf16_activations(); }).join();
+    EXPECT_FALSE(other_thread);
+    {
+      const Bf16ActivationsScope off(false);
+      EXPECT_EQ(run(), exact);
+    }
+    EXPECT_EQ(run(), fast) << "the outer scope is back";
+  }
+  EXPECT_EQ(run(), exact);
+  set_bf16_activations(Bf16Activations::On);
+  EXPECT_EQ(run(), fast);
+  {
+    const Bf16ActivationsScope off(false);
+    EXPECT_EQ(run(), exact) << "a scope overrides the mode";
+  }
+  set_bf16_activations(Bf16Activations::Off);
+  EXPECT_EQ(run(), exact);
+  set_bf16_activations(Bf16Activations::Auto);
 }
 
 TEST_F(PackedGemm, BadInputIsAnError) {

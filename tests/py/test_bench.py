@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 
+import gguf_reference as gr
 import hf_checkpoint
 
 TULU = os.environ.get("TULU_BIN", "tulu")
@@ -65,7 +66,7 @@ def check_json(model_dir, dtype, n_params, n_bytes, per_token):
 def main():
     config = hf_checkpoint.make_config(hidden=64, intermediate=128, layers=2, heads=4,
                                        kv_heads=2, vocab=300, max_pos=64)
-    model_dirs = {}
+    model_dirs, states = {}, {}
     for dtype in ("float32", "bfloat16"):
         state = hf_checkpoint.make_state_dict(config, seed=5, dtype=dtype)
         model_dir = os.path.join(TMP, dtype)
@@ -78,6 +79,7 @@ def main():
         check_json(model_dir, {"float32": "f32", "bfloat16": "bf16"}[dtype], n_params, n_bytes,
                    per_token)
         model_dirs[dtype] = model_dir
+        states[dtype] = {name: t.float() for name, t in state.items()}  # bf16 values, as floats
 
     md = run(["-m", model_dirs["float32"], "-p", "8", "-n", "4", "-r", "2", "-t", "1"])
     assert md.returncode == 0, md.stderr
@@ -96,6 +98,19 @@ def main():
         r = json.loads(p.stdout)[0]
         assert r["bf16_activations"] is on and r["prompt_gemm"], p.stdout[:300]
     print("ok   bf16_activations is false by default and true with --bf16-activations; prompt_gemm named")
+
+    # A BF16 GGUF file defaults to bf16 prompt activations (llama.cpp's numerics for its own
+    # format); --f32-activations restores the exact path. Only on CPUs with AVX-512 BF16
+    # does the choice take effect, but it is reported everywhere.
+    gguf = os.path.join(TMP, "bench-bf16.gguf")  # the same weights, by the reference GGUF writer
+    gr.write_gguf(gguf, gr.llama_metadata(config), gr.llama_tensors(config, states["bfloat16"], gr.GGML_BF16))
+    for flags, on in (([], True), (["--f32-activations"], False), (["--bf16-activations"], True)):
+        p = run(["-m", gguf, "-p", "4", "-n", "0", "-r", "1", "-o", "json", *flags])
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)[0]["bf16_activations"] is on, (flags, p.stdout[:300])
+    p = run(["-m", gguf, "-p", "4", "-n", "0", "--f32-activations", "--bf16-activations"])
+    assert p.returncode != 0 and "excludes" in p.stderr, p.stderr
+    print("ok   a BF16 GGUF reports bf16_activations by default, not with --f32-activations; the two flags exclude each other")
 
     # Q4_0 weights are repacked at load on CPUs with the AVX-512 VNNI + VBMI kernels: every
     # linear weight with rows in whole groups of 16 (here all, the lm_head included; not the

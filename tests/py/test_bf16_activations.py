@@ -15,6 +15,12 @@ On a random BF16 checkpoint, a 64-token prompt through `tulu logits`:
              The logits stay within LOGIT_BOUND of the exact reference;
   stepwise   32 tokens one at a time from position 0 with the flag on (decode steps: one
              row) equal the exact reference within 1e-4: decode keeps fp32 activations.
+  default    follows the format: the Hugging Face directory computes as transformers does
+             (fp32: its default equals --f32-activations), the same weights as a BF16 GGUF
+             file (tests/reference/gguf_reference.py) as llama.cpp does (its default equals
+             --bf16-activations, within LOGIT_BOUND of the exact reference and not within
+             1e-4 of it), and the GGUF file with --f32-activations equals the exact
+             reference within 1e-4.
 Needs a CPU with AVX-512 BF16 (elsewhere the flag changes nothing, which is checked instead).
 """
 
@@ -26,6 +32,7 @@ import tempfile
 import numpy as np
 import torch
 
+import gguf_reference as gr
 import hf_checkpoint
 from hf_llama import LlamaReference
 
@@ -123,6 +130,23 @@ def main():
                           ["--bf16-activations", "--incremental"])
     d = max_diff(stepwise, torch.cat(rows))
     check("flag on, decode steps vs exact reference", d <= EXACT_TOLERANCE, f"max |Δlogit| {d:.3e} (≤ {EXACT_TOLERANCE})")
+
+    hf_off = run_logits(model_dir, ids, os.path.join(model_dir, "hf_f32.npy"), ["--f32-activations"])
+    check("HF directory: default == --f32-activations", np.array_equal(off, hf_off), "identical logits")
+    gguf = os.path.join(TMP, "gqa_bf16.gguf")  # the same weights, by the reference GGUF writer
+    gr.write_gguf(gguf, gr.llama_metadata(config), gr.llama_tensors(config, state, gr.GGML_BF16))
+    gguf_default = run_logits(gguf, ids, os.path.join(model_dir, "gguf_default.npy"), [])
+    gguf_on = run_logits(gguf, ids, os.path.join(model_dir, "gguf_on.npy"), ["--bf16-activations"])
+    gguf_off = run_logits(gguf, ids, os.path.join(model_dir, "gguf_off.npy"), ["--f32-activations"])
+    check("BF16 GGUF: default == --bf16-activations", np.array_equal(gguf_default, gguf_on), "identical logits")
+    d = max_diff(gguf_off, expected_exact)
+    check("BF16 GGUF --f32-activations vs exact", d <= EXACT_TOLERANCE, f"max |Δlogit| {d:.3e} (≤ {EXACT_TOLERANCE})")
+    d = max_diff(gguf_default, expected_exact)
+    if cpu_has_avx512_bf16():
+        check("BF16 GGUF default vs exact reference", EXACT_TOLERANCE < d <= LOGIT_BOUND,
+              f"max |Δlogit| {d:.3e} (in ({EXACT_TOLERANCE}, {LOGIT_BOUND}]: rounded, within the bound)")
+    else:
+        check("BF16 GGUF default without AVX-512 BF16", d <= EXACT_TOLERANCE, f"max |Δlogit| {d:.3e}")
 
     if failures:
         print(f"\n{len(failures)} failure(s)")
