@@ -44,6 +44,23 @@ std::pair<size_t, size_t> chunk_range(size_t n, size_t chunks, size_t c) {
 
 }  // namespace
 
+void run_on_threads(size_t count, const std::function<void(size_t)>& work) {
+  std::vector<std::exception_ptr> errors(std::max<size_t>(count, 1));
+  auto guarded = [&](size_t t) {
+    try {
+      work(t);
+    } catch (...) {
+      errors[t] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < count; ++t) threads.emplace_back(guarded, t);
+  if (count > 0) guarded(0);
+  for (std::thread& th : threads) th.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
 ThreadPool::ThreadPool(int num_threads) {
   const int workers = std::max(1, num_threads) - 1;
   // More threads than hardware threads: a spinning thread would take the core from the one

@@ -22,6 +22,11 @@
 
 namespace tulu {
 
+// Runs work(0) .. work(count - 1) on count threads (the caller's among them) and returns
+// when all are done, rethrowing the first exception. For one-off load-time work that runs
+// before any ThreadPool exists (repacking weights, writing a cache file).
+void run_on_threads(size_t count, const std::function<void(size_t)>& work);
+
 class ThreadPool {
  public:
   // num_threads counts the calling thread: 1 means no workers, everything runs inline.

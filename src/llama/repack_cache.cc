@@ -12,12 +12,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <sstream>
 #include <thread>
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "tensor/dtype.h"
 #include "tensor/quant_repack.h"
 
@@ -191,25 +191,14 @@ void build(const std::string& path, const std::string& key, std::span<const Repa
     const uint64_t pieces = (total + kPiece - 1) / kPiece;
     const size_t threads = static_cast<size_t>(std::clamp<uint64_t>(
         std::thread::hardware_concurrency(), 1, std::max<uint64_t>(pieces, 1)));
-    std::vector<std::exception_ptr> errors(threads);
-    auto work = [&](size_t t) {
-      try {
-        std::vector<uint8_t> piece(kPiece), scratch;
-        for (uint64_t i = t; i < pieces; i += threads) {
-          const uint64_t begin = i * kPiece, end = std::min(total, begin + kPiece);
-          repack_range(jobs, begin, end, piece.data(), scratch);
-          write_all(fd.get(), temp, piece.data(), end - begin, start + begin);
-        }
-      } catch (...) {
-        errors[t] = std::current_exception();
+    run_on_threads(threads, [&](size_t t) {
+      std::vector<uint8_t> piece(kPiece), scratch;
+      for (uint64_t i = t; i < pieces; i += threads) {
+        const uint64_t begin = i * kPiece, end = std::min(total, begin + kPiece);
+        repack_range(jobs, begin, end, piece.data(), scratch);
+        write_all(fd.get(), temp, piece.data(), end - begin, start + begin);
       }
-    };
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (std::thread& th : pool) th.join();
-    for (const std::exception_ptr& e : errors)
-      if (e) std::rethrow_exception(e);
+    });
     if (::fdatasync(fd.get()) != 0) fail("cannot sync '", temp, "': ", std::strerror(errno));
     if (::rename(temp.c_str(), path.c_str()) != 0)
       fail("cannot rename '", temp, "' to '", path, "': ", std::strerror(errno));

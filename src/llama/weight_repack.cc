@@ -4,11 +4,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <span>
 #include <thread>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kernels/quant_gemm_vnni.h"
 #include "kernels/quant_matvec.h"
 #include "llama/repack_cache.h"
@@ -57,25 +57,14 @@ const uint8_t* repack_in_memory(std::span<const RepackJob> jobs, uint64_t total,
                                 TensorStore& store) {
   auto* buffer = static_cast<uint8_t*>(store.allocate_pages(total));
   const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, jobs.size());
-  std::vector<std::exception_ptr> errors(threads);
-  auto work = [&](size_t t) {
-    try {
-      for (size_t i = t; i < jobs.size(); i += threads) {
-        const TensorView& v = *jobs[i].source;
-        const auto blocks = static_cast<size_t>(v.dim(1)) / kQuantBlock;
-        repack_r16(v.dtype, v.data, v.dim(0), blocks, buffer + jobs[i].output_offset);
-        store.release_file_bytes(v.data, v.nbytes());
-      }
-    } catch (...) {
-      errors[t] = std::current_exception();
+  run_on_threads(threads, [&](size_t t) {
+    for (size_t i = t; i < jobs.size(); i += threads) {
+      const TensorView& v = *jobs[i].source;
+      const auto blocks = static_cast<size_t>(v.dim(1)) / kQuantBlock;
+      repack_r16(v.dtype, v.data, v.dim(0), blocks, buffer + jobs[i].output_offset);
+      store.release_file_bytes(v.data, v.nbytes());
     }
-  };
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (std::thread& th : pool) th.join();
-  for (const std::exception_ptr& e : errors)
-    if (e) std::rethrow_exception(e);
+  });
   return buffer;
 }
 

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <numeric>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace tulu {
@@ -46,6 +47,26 @@ TEST(ThreadPool, ExceptionReachesCaller) {
   std::atomic<int> count{0};
   pool.parallel_for(30, 1, [&](size_t b, size_t e) { count += static_cast<int>(e - b); });
   EXPECT_EQ(count.load(), 30);
+}
+
+TEST(RunOnThreads, RunsEveryIndexOnItsOwnThreadAndRethrows) {
+  for (size_t count : {0u, 1u, 3u}) {
+    std::vector<std::thread::id> ids(count);
+    run_on_threads(count, [&](size_t t) { ids[t] = std::this_thread::get_id(); });
+    for (size_t t = 0; t < count; ++t) {
+      EXPECT_NE(ids[t], std::thread::id()) << t;
+      for (size_t u = 0; u < t; ++u) EXPECT_NE(ids[t], ids[u]);
+    }
+    if (count > 0) {
+      EXPECT_EQ(ids[0], std::this_thread::get_id()) << "index 0 runs on the caller";
+    }
+  }
+  std::atomic<int> finished{0};
+  EXPECT_THROW(run_on_threads(3, [&](size_t t) {
+    if (t == 2) throw std::runtime_error("thread 2 failed");
+    ++finished;
+  }), std::runtime_error);
+  EXPECT_EQ(finished.load(), 2) << "the others ran to the end before the rethrow";
 }
 
 }  // namespace
