@@ -266,20 +266,23 @@ TULU_VBMI void group_r16(const Block* w, size_t blocks, const InterleavedRow* x,
   constexpr bool kQ4 = std::is_same_v<Block, BlockQ4_0x16>;
   constexpr int kSteps = kQ4 ? 4 : 8;  // 64-byte loads per block
   const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+  const __m512i high_nibbles = _mm512_set1_epi8(static_cast<char>(0xF0));
   const __m512i sign_flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 acc[R];
   for (int j = 0; j < R; ++j) acc[j] = _mm512_setzero_ps();
   for (size_t b = 0; b < blocks; ++b) {
     const auto* qs = reinterpret_cast<const uint8_t*>(w[b].qs);
     // Unsigned quants of k-steps 0..7 (4 activation bytes each): Q4_0 step q < 4 is the
-    // low nibbles of load q, step q + 4 its high nibbles; Q8_0 step q is load q + 128.
+    // low nibbles of load q, step q + 4 its high nibbles left in place (16 × the nibble:
+    // one instruction less per load; that chain's sum is divided by 16 below, exactly);
+    // Q8_0 step q is load q + 128.
     __m512i u[8];
 #pragma GCC unroll 8
     for (int q = 0; q < kSteps; ++q) {
       const __m512i packed = _mm512_loadu_si512(qs + 64 * q);
       if constexpr (kQ4) {
         u[q] = _mm512_and_si512(packed, low_nibbles);
-        u[q + 4] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_nibbles);
+        u[q + 4] = _mm512_and_si512(packed, high_nibbles);
       } else {
         u[q] = _mm512_xor_si512(packed, sign_flip);
       }
@@ -291,10 +294,19 @@ TULU_VBMI void group_r16(const Block* w, size_t blocks, const InterleavedRow* x,
       const int8_t* xb = x[j].blocks[b].qs;
       __m512i sum0 = _mm512_set1_epi32(x[j].corrections[b]);
       __m512i sum1 = _mm512_setzero_si512();
+      if constexpr (kQ4) {  // low nibbles into sum0, high (× 16) into sum1
 #pragma GCC unroll 4
-      for (int k = 0; k < 8; k += 2) {
-        sum0 = _mm512_dpbusd_epi32(sum0, u[k], broadcast4(xb + 4 * k));
-        sum1 = _mm512_dpbusd_epi32(sum1, u[k + 1], broadcast4(xb + 4 * k + 4));
+        for (int k = 0; k < 4; ++k) {
+          sum0 = _mm512_dpbusd_epi32(sum0, u[k], broadcast4(xb + 4 * k));
+          sum1 = _mm512_dpbusd_epi32(sum1, u[k + 4], broadcast4(xb + 4 * k + 16));
+        }
+        sum1 = _mm512_srai_epi32(sum1, 4);  // a multiple of 16 (|sum| < 2²⁰): exact
+      } else {
+#pragma GCC unroll 4
+        for (int k = 0; k < 8; k += 2) {
+          sum0 = _mm512_dpbusd_epi32(sum0, u[k], broadcast4(xb + 4 * k));
+          sum1 = _mm512_dpbusd_epi32(sum1, u[k + 1], broadcast4(xb + 4 * k + 4));
+        }
       }
       acc[j] = _mm512_fmadd_ps(to_float(_mm512_add_epi32(sum0, sum1)),
                                _mm512_mul_ps(w_scales, _mm512_set1_ps(x[j].scales[b])), acc[j]);
