@@ -36,7 +36,9 @@ constexpr uint64_t kPiece = uint64_t{4} << 20;
 
 std::atomic<bool> g_cache{true};  // --no-repack-cache clears it
 
-uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
+uint64_t round_up(uint64_t n, uint64_t to) {
+  return (n + to - 1) / to * to;
+}
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -99,7 +101,9 @@ std::string cache_key(const std::string& source_path, const MappedFile& source,
   return key.str();
 }
 
-uint64_t data_offset(const std::string& key) { return round_up(16 + key.size(), kAlign); }
+uint64_t data_offset(const std::string& key) {
+  return round_up(16 + key.size(), kAlign);
+}
 
 class Fd {
  public:
@@ -146,8 +150,7 @@ void make_directories(const std::string& dir) {
     if (end == std::string::npos) break;
   }
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    fail("'", dir, "' is not a directory");
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail("'", dir, "' is not a directory");
 }
 
 // Repacks the bytes [begin, end) of the data region into out (end - begin bytes): whole
@@ -217,8 +220,7 @@ std::optional<RepackCacheMapping> map_existing(const std::string& path, const st
   struct stat st {};
   const uint64_t start = data_offset(key);
   const uint64_t size = start + total;
-  if (::fstat(fd.get(), &st) != 0 || static_cast<uint64_t>(st.st_size) != size)
-    return std::nullopt;
+  if (::fstat(fd.get(), &st) != 0 || static_cast<uint64_t>(st.st_size) != size) return std::nullopt;
   std::vector<uint8_t> header(16 + key.size());
   if (!read_all(fd.get(), header.data(), header.size(), 0)) return std::nullopt;
   uint64_t key_size = 0;
@@ -229,8 +231,8 @@ std::optional<RepackCacheMapping> map_existing(const std::string& path, const st
 
   // Reserve an address range with 2 MiB of slack, map the file at its aligned start, then
   // give the slack back: the data region then starts on a huge-page boundary.
-  void* reserve = ::mmap(nullptr, size + kAlign, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* reserve =
+      ::mmap(nullptr, size + kAlign, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (reserve == MAP_FAILED) fail("cannot map '", path, "': ", std::strerror(errno));
   const auto low = reinterpret_cast<uintptr_t>(reserve);
   const uintptr_t aligned = round_up(low, kAlign);
@@ -250,9 +252,8 @@ std::optional<RepackCacheMapping> map_existing(const std::string& path, const st
   (void)::madvise(data, total, MADV_HUGEPAGE);   // advice: 4 KiB pages work too
   (void)::madvise(p, size, MADV_POPULATE_READ);  // ready before the first token
   RepackCacheMapping mapping;
-  mapping.keep_alive = std::shared_ptr<const void>(p, [size](const void* q) {
-    ::munmap(const_cast<void*>(q), size);
-  });
+  mapping.keep_alive = std::shared_ptr<const void>(
+      p, [size](const void* q) { ::munmap(const_cast<void*>(q), size); });
   mapping.data = data;
   mapping.path = path;
   return mapping;
@@ -260,7 +261,9 @@ std::optional<RepackCacheMapping> map_existing(const std::string& path, const st
 
 }  // namespace
 
-void set_repack_cache(bool on) { g_cache.store(on); }
+void set_repack_cache(bool on) {
+  g_cache.store(on);
+}
 
 std::string repack_cache_dir() {
   if (!g_cache.load() || env("TULU_REPACK_CACHE") == "0") return "";
@@ -270,14 +273,12 @@ std::string repack_cache_dir() {
   return "";
 }
 
-std::optional<RepackCacheMapping> map_repack_cache(const std::string& dir,
-                                                   const MappedFile& source,
+std::optional<RepackCacheMapping> map_repack_cache(const std::string& dir, const MappedFile& source,
                                                    std::span<const RepackJob> jobs,
                                                    uint64_t total) {
   const std::string source_path = real_path(source.path());
   char hash[17];
-  std::snprintf(hash, sizeof hash, "%016llx",
-                static_cast<unsigned long long>(fnv1a(source_path)));
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(source_path)));
   const std::string path = dir + "/" + base_name(source_path) + "." + hash + ".r16";
   const std::string key = cache_key(source_path, source, jobs, total);
   try {

@@ -17,9 +17,11 @@
 //
 // Layout (little-endian): "TULUR16\0", u64 key length, the key (text: format version, the
 // source's path, size, mtime, inode and device, then one line per tensor: type, rows,
-// columns, output offset, and its offset in the source or a digest of a copy's bytes), zeros up to a 2 MiB boundary, then the repacked tensors
-// back to back. A file whose size, magic or key differ is stale and is rebuilt. Files are
-// written under a temporary name, synced and renamed: a reader sees a whole file or none.
+// columns, output offset, and its offset in the source or a digest of a copy's bytes), zeros
+// up to a 2 MiB boundary, then the repacked tensors back to back. A file whose size, magic
+// or key differ is stale and is rebuilt. Files are written under a temporary name, synced
+// and renamed: a reader sees a whole file or none. (A writer killed midway leaves its
+// temporary file behind, `<name>.tmp.XXXXXX`; the cache directory can be deleted any time.)
 #pragma once
 
 #include <cstdint>
@@ -58,9 +60,7 @@ struct RepackCacheMapping {
 // (repacked with up to the hardware's threads). nullopt, after one line on stderr naming
 // the path and the reason, when the file can be neither used nor written (read-only or full
 // disk...): the caller then repacks into memory.
-std::optional<RepackCacheMapping> map_repack_cache(const std::string& dir,
-                                                   const MappedFile& source,
-                                                   std::span<const RepackJob> jobs,
-                                                   uint64_t total);
+std::optional<RepackCacheMapping> map_repack_cache(const std::string& dir, const MappedFile& source,
+                                                   std::span<const RepackJob> jobs, uint64_t total);
 
 }  // namespace tulu

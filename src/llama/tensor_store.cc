@@ -9,7 +9,8 @@ namespace tulu {
 
 void TensorStore::add(const std::string& name, const TensorView& view, const std::string& file) {
   auto [it, inserted] = tensors_.emplace(name, StoredTensor{view, file});
-  if (!inserted) fail("tensor '", name, "' appears twice: in '", it->second.file, "' and in '", file, "'");
+  if (!inserted)
+    fail("tensor '", name, "' appears twice: in '", it->second.file, "' and in '", file, "'");
 }
 
 void TensorStore::add_view_or_copy(const std::string& name, DType dtype, std::vector<int64_t> shape,

@@ -26,11 +26,13 @@ class TensorStore {
   // Adds a view of `data` (which must stay alive: a kept-alive mapping) when it is aligned
   // for the dtype; otherwise copies the bytes into an owned, aligned buffer first, so that
   // kernels never see a misaligned float.
-  void add_view_or_copy(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
-                        const std::string& file);
+  void add_view_or_copy(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                        const void* data, const std::string& file);
   void keep_alive(std::shared_ptr<MappedFile> file) { files_.push_back(std::move(file)); }
   // Keeps any other memory that views point into (e.g. a mapped cache file) alive.
-  void keep_alive_memory(std::shared_ptr<const void> memory) { memory_.push_back(std::move(memory)); }
+  void keep_alive_memory(std::shared_ptr<const void> memory) {
+    memory_.push_back(std::move(memory));
+  }
   // The one kept-alive file every tensor came from (all of a GGUF model's, copies made at
   // load included), or nullptr when there are none or several.
   const MappedFile* sole_file() const;

@@ -94,7 +94,8 @@ WeightRepack repack_weights_for_decode(LlamaWeights& weights, TensorStore& store
       result.cache_built = cached->built;
       // Building read the sources; a hit never touched them.
       if (cached->built)
-        for (const RepackJob& job : jobs) store.release_file_bytes(job.source->data, job.source->nbytes());
+        for (const RepackJob& job : jobs)
+          store.release_file_bytes(job.source->data, job.source->nbytes());
     }
   }
   if (data == nullptr) data = repack_in_memory(jobs, total, store);

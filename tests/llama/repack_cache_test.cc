@@ -35,8 +35,8 @@ struct Shape {
 
 // Tensors in the file (A crosses the first 4 MiB piece boundary inside a 16-row group),
 // then one that is a copy in memory.
-const Shape kInFile[] = {{DType::Q8_0, 16 * 130, 2048}, {DType::Q4_0, 48, 4096},
-                         {DType::Q8_0, 16 * 100, 1024}};
+const Shape kInFile[] = {
+    {DType::Q8_0, 16 * 130, 2048}, {DType::Q4_0, 48, 4096}, {DType::Q8_0, 16 * 100, 1024}};
 const Shape kCopy = {DType::Q4_0, 32, 64};
 
 uint64_t bytes_of(const Shape& s) {
@@ -75,8 +75,8 @@ class RepackCacheTest : public ::testing::Test {
     jobs_.clear();
     total_ = 0;
     for (size_t i = 0; i < std::size(kInFile); ++i)
-      views_.push_back({kInFile[i].type, {kInFile[i].rows, kInFile[i].cols},
-                        source_->data() + offsets_[i]});
+      views_.push_back(
+          {kInFile[i].type, {kInFile[i].rows, kInFile[i].cols}, source_->data() + offsets_[i]});
     views_.push_back({kCopy.type, {kCopy.rows, kCopy.cols}, copy_.data()});
     for (const TensorView& v : views_) {
       jobs_.push_back({&v, total_});
@@ -93,7 +93,9 @@ class RepackCacheTest : public ::testing::Test {
     return out;
   }
 
-  std::optional<RepackCacheMapping> map() { return map_repack_cache(cache_dir(), *source_, jobs_, total_); }
+  std::optional<RepackCacheMapping> map() {
+    return map_repack_cache(cache_dir(), *source_, jobs_, total_);
+  }
 
   void expect_bytes(const RepackCacheMapping& m) const {
     const std::vector<uint8_t> want = expected();
@@ -158,9 +160,12 @@ TEST_F(RepackCacheTest, DamagedCacheFilesAreRebuilt) {
   const std::string path = map()->path;
   const std::string whole = read_bytes(path);
   const std::vector<std::string> damaged = {
-      "", whole.substr(0, 10), whole.substr(0, whole.size() / 2), whole.substr(0, whole.size() - 1),
-      "XULUR16" + whole.substr(7),                          // magic
-      whole.substr(0, 30) + "#" + whole.substr(31),          // key
+      "",
+      whole.substr(0, 10),
+      whole.substr(0, whole.size() / 2),
+      whole.substr(0, whole.size() - 1),
+      "XULUR16" + whole.substr(7),                                      // magic
+      whole.substr(0, 30) + "#" + whole.substr(31),                     // key
       whole.substr(0, 8) + std::string(8, '\x7f') + whole.substr(16)};  // key length
   for (size_t i = 0; i < damaged.size(); ++i) {
     write_bytes(path, damaged[i]);
@@ -183,12 +188,16 @@ class ScopedEnv {
  public:
   ScopedEnv(const char* name, const char* value) : name_(name) {
     if (const char* old = std::getenv(name)) old_ = old;
-    if (value != nullptr) ::setenv(name, value, 1);
-    else ::unsetenv(name);
+    if (value != nullptr)
+      ::setenv(name, value, 1);
+    else
+      ::unsetenv(name);
   }
   ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
+    if (old_)
+      ::setenv(name_, old_->c_str(), 1);
+    else
+      ::unsetenv(name_);
   }
   ScopedEnv(const ScopedEnv&) = delete;
   ScopedEnv& operator=(const ScopedEnv&) = delete;
