@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -69,13 +69,9 @@ uint64_t digest(const uint8_t* p, size_t n) {
 }
 
 std::string real_path(const std::string& path) {
-  char buffer[PATH_MAX];
-  return ::realpath(path.c_str(), buffer) != nullptr ? std::string(buffer) : path;
-}
-
-std::string base_name(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
+  std::error_code ec;
+  const std::filesystem::path canonical = std::filesystem::canonical(path, ec);
+  return ec ? path : canonical.string();
 }
 
 // Everything the bytes depend on; a file made for anything else is stale.
@@ -143,14 +139,9 @@ bool read_all(int fd, uint8_t* p, size_t n, uint64_t offset) {
 }
 
 void make_directories(const std::string& dir) {
-  for (size_t end = dir.find('/', 1);; end = dir.find('/', end + 1)) {
-    const std::string part = dir.substr(0, end);
-    if (!part.empty() && ::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST)
-      fail("cannot create directory '", part, "': ", std::strerror(errno));
-    if (end == std::string::npos) break;
-  }
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail("'", dir, "' is not a directory");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail("cannot create directory '", dir, "': ", ec.message());
 }
 
 // Repacks the bytes [begin, end) of the data region into out (end - begin bytes): whole
@@ -279,7 +270,8 @@ std::optional<RepackCacheMapping> map_repack_cache(const std::string& dir, const
   const std::string source_path = real_path(source.path());
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(source_path)));
-  const std::string path = dir + "/" + base_name(source_path) + "." + hash + ".r16";
+  const std::string path =
+      dir + "/" + std::filesystem::path(source_path).filename().string() + "." + hash + ".r16";
   const std::string key = cache_key(source_path, source, jobs, total);
   try {
     if (auto hit = map_existing(path, key, total)) return hit;
